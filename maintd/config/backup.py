@@ -1,0 +1,74 @@
+"""Sections about backups: format, key, retention, further tiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .types import Duration, NoneIfEmpty, Section
+
+
+class Retention(Section):
+    """Per-type ages combined with grandfather-father-son counts, in `timezone`. A backup is kept when any rule
+    keeps it; a kept backup keeps its whole chain."""
+
+    incremental_days: int = Field(default=7, ge=0)
+    differential_days: int = Field(default=30, ge=0)
+    full_days: int = Field(default=365, ge=0)
+    daily: int = Field(default=30, ge=0)
+    weekly: int = Field(default=12, ge=0)
+    monthly: int = Field(default=12, ge=0)
+    yearly: int = Field(default=7, ge=0)
+
+
+class Tier(Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    kind: Literal["dir", "rsync"] = "dir"
+    path: str
+    """kind=dir: an absolute directory (another mount); kind=rsync: user@host:/path reached over SSH."""
+    rpo: Duration = 3600.0
+    """The newest verified copy on this tier may be at most this old (recovery point objective)."""
+    ssh_key_file: Annotated[Path | None, NoneIfEmpty] = None
+    """kind=rsync: the private key for ssh (-i); known_hosts must already hold the host."""
+    timeout: Duration = 6 * 3600.0
+
+
+class Backup(Section):
+    compression: Literal["zstd", "gzip"] = "zstd"
+    compression_level: Annotated[int | None, NoneIfEmpty] = None
+    """zstd 1-19 (default 3) or gzip 1-9 (default 6)."""
+    threads: int = Field(default=0, ge=0)
+    """zstd worker threads; 0 = one per CPU."""
+    passphrase_file: Annotated[Path | None, NoneIfEmpty] = Path("/etc/maintd/backup.passphrase")
+    """Symmetric AES256 passphrase (first line of the file, mode 0600). Used when `recipients` is empty, and to
+    decrypt for verify/restore."""
+    recipients: tuple[str, ...] = ()
+    """Public-key fingerprints: encrypt to these instead (a host can write backups it cannot read). Keys must be in
+    the private GNUPGHOME (state_dir/gnupg)."""
+    extra_paths: tuple[Path, ...] = ()
+    """Further system paths for full backups (unit files, nginx site, TLS certificates): stored as the `system`
+    component."""
+    redis: bool = True
+    """Include the Redis dataset."""
+    min_free_bytes: int = Field(default=1 << 30, ge=0)
+    """Refuse to start a backup that would leave less than this free under backup_root."""
+    local_rpo: Duration = 900.0
+    """Age objective of the newest good local backup (health and status report it)."""
+    prune_after_backup: bool = True
+    tiers: tuple[Tier, ...] = ()
+    retention: Retention = Field(default_factory=Retention)
+
+    @model_validator(mode="after")
+    def _key_configured(self) -> "Backup":
+        if not self.recipients and self.passphrase_file is None:
+            raise ValueError("set backup.passphrase_file or backup.recipients: backups are always encrypted")
+        if self.compression_level is not None:
+            top = 19 if self.compression == "zstd" else 9
+            if not 1 <= self.compression_level <= top:
+                raise ValueError(f"backup.compression_level for {self.compression} must be 1..{top}")
+        names = [t.name for t in self.tiers]
+        if len(names) != len(set(names)):
+            raise ValueError("backup.tiers names must be unique")
+        return self
