@@ -66,6 +66,8 @@ class Redis(Section):
     """The service-manager unit of Redis, used by recovery to stop and start it; none = not managed."""
     save_timeout: Duration = 600.0
     """How long a BGSAVE may take."""
+    tls_ca_file: Annotated[Path | None, NoneIfEmpty] = None
+    """rediss:// only: the CA bundle that signed the server's certificate (default: the system's trust store)."""
 
     @field_validator("url")
     @classmethod
