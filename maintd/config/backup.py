@@ -21,6 +21,10 @@ class Retention(Section):
     weekly: int = Field(default=12, ge=0)
     monthly: int = Field(default=12, ge=0)
     yearly: int = Field(default=7, ge=0)
+    period_pick: Literal["shortest_chain", "newest"] = "shortest_chain"
+    """Which backup of a day/week/month/year the period counts keep: `shortest_chain` = the newest of those
+    needing the fewest others to restore (a full, else a differential, else an incremental), so long-term keeps
+    do not drag chains of incrementals along; `newest` = the newest of any type, as restic does."""
 
 
 class Tier(Section):
