@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -86,8 +87,10 @@ class StandInService:
         return f"http://127.0.0.1:{self.port}/health"
 
     def _svcctl(self, action: str) -> int:
-        from maintd.demo import svcctl
-        return svcctl.main(["--units", str(self.units_file), action, self.unit])
+        # As a child process, as maintd runs it: in-process, svcctl's Popen and log file would outlive the call
+        # and fail the test with a ResourceWarning.
+        argv = [sys.executable, "-m", "maintd.demo.svcctl", "--units", str(self.units_file), action, self.unit]
+        return subprocess.run(argv, cwd=Path(__file__).resolve().parent.parent, timeout=60).returncode
 
     def start(self) -> "StandInService":
         assert self._svcctl("start") == 0

@@ -97,6 +97,9 @@ class Services(Section):
     command: CommandManager = Field(default_factory=CommandManager)
     start_timeout: Duration = 120.0
     """How long a started service may take to become healthy."""
+    systemctl_timeout: Duration = 120.0
+    """manager = "systemd": how long one systemctl start/stop/restart/is-active may take (systemd's own start
+    timeout is 90 s by default)."""
 
     @model_validator(mode="after")
     def _command_complete(self) -> "Services":
