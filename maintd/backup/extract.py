@@ -20,13 +20,13 @@ import hashlib
 import os
 import shutil
 import stat
-import tarfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import IntegrityError, StorageError
+from .tar_reader import BLOCKDEV, CHAR, DIRECTORY, FIFO, HARDLINK, SYMLINK, TarReader
 
 CHUNK = 1 << 20
 DIR_FD_CACHE = 128
@@ -353,41 +353,27 @@ def extract_tar(fileobj: BinaryIO, tree: SafeTree, *, allow_symlinks_outside: bo
     The first refused member stops the extraction with an UnsafeMemberError naming it (what was written so far
     is inside the tree). Directory metadata is applied last, deepest first."""
     dirs: list[tuple[tuple[bytes, ...], Meta]] = []
+    reader = TarReader(fileobj)
     count = 0
-    try:
-        archive = tarfile.open(fileobj=fileobj, mode="r|")
-    except tarfile.TarError as err:
-        raise IntegrityError(f"not a readable tar stream: {err}") from err
-    with archive:
-        while True:
-            try:
-                member = archive.next()
-            except tarfile.TarError as err:
-                raise IntegrityError(f"damaged tar stream after {count} members: {err}") from err
-            if member is None:
-                break
-            archive.members.clear()  # tarfile keeps every TarInfo otherwise: unbounded memory
-            count += 1
-            parts = member_parts(os.fsencode(member.name))
-            meta = Meta(member.mode, member.uid, member.gid, int(member.mtime * 1_000_000_000))
-            if member.isdir():
-                tree.make_dir(parts)
-                dirs.append((parts, meta))
-            elif member.isreg():
-                try:
-                    tree.write_file(parts, archive.extractfile(member), member.size, meta)
-                except tarfile.TarError as err:
-                    raise IntegrityError(f"damaged tar stream in member {show(parts)!r}: {err}") from err
-            elif member.issym():
-                tree.make_symlink(parts, os.fsencode(member.linkname), meta, allow_outside=allow_symlinks_outside)
-            elif member.islnk():
-                tree.make_hardlink(parts, member_parts(os.fsencode(member.linkname)))
-            elif member.isfifo():
-                tree.make_fifo(parts, meta)
-            elif member.isdev():
-                raise UnsafeMemberError(f"refused device node {show(parts)!r}: restores never create devices")
-            else:
-                raise UnsafeMemberError(f"refused {show(parts)!r}: unsupported member type {member.type!r}")
+    for member in reader:
+        count += 1
+        parts = member_parts(member.name)
+        meta = Meta(member.mode, member.uid, member.gid, round(member.mtime * 1_000_000_000))
+        if member.type == DIRECTORY:
+            tree.make_dir(parts)
+            dirs.append((parts, meta))
+        elif member.is_file:
+            tree.write_file(parts, reader, member.size, meta)
+        elif member.type == SYMLINK:
+            tree.make_symlink(parts, member.linkname, meta, allow_outside=allow_symlinks_outside)
+        elif member.type == HARDLINK:
+            tree.make_hardlink(parts, member_parts(member.linkname))
+        elif member.type == FIFO:
+            tree.make_fifo(parts, meta)
+        elif member.type in (CHAR, BLOCKDEV):
+            raise UnsafeMemberError(f"refused device node {show(parts)!r}: restores never create devices")
+        else:
+            raise UnsafeMemberError(f"refused {show(parts)!r}: unsupported member type {member.type!r}")
     for parts, meta in sorted(dirs, key=lambda d: len(d[0]), reverse=True):
         tree.set_dir_meta(parts, meta)
     return count
