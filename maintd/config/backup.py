@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,16 +28,33 @@ class Retention(Section):
     do not drag chains of incrementals along; `newest` = the newest of any type, as restic does."""
 
 
+RSYNC_DESTINATION = re.compile(
+    r"^(?:(?P<host>(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):)?(?P<path>/(?!/).*)$")
+"""An rsync tier's path: ``user@host:/absolute/path`` (over SSH) or ``/absolute/path`` (local, no SSH)."""
+
+
 class Tier(Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     kind: Literal["dir", "rsync"] = "dir"
     path: str
-    """kind=dir: an absolute directory (another mount); kind=rsync: user@host:/path reached over SSH."""
+    """kind=dir: an absolute directory (another mount); kind=rsync: user@host:/path reached over SSH (or an
+    absolute local path: rsync without SSH)."""
     rpo: Duration = 3600.0
-    """The newest verified copy on this tier may be at most this old (recovery point objective)."""
+    """The newest verified copy on this tier may be at most this old (recovery point objective). Suggested: 1h
+    for a tier on the local network, 24h for an off-site/cloud one (the local store has backup.local_rpo)."""
     ssh_key_file: Annotated[Path | None, NoneIfEmpty] = None
     """kind=rsync: the private key for ssh (-i); known_hosts must already hold the host."""
     timeout: Duration = 6 * 3600.0
+    """Longest one copy (or one read-back) to this tier may take."""
+
+    @model_validator(mode="after")
+    def _path_shape(self) -> "Tier":
+        if self.kind == "dir" and not self.path.startswith("/"):
+            raise ValueError(f"tier {self.name}: a dir tier's path must be absolute, not {self.path!r}")
+        if self.kind == "rsync" and not RSYNC_DESTINATION.match(self.path):
+            raise ValueError(f"tier {self.name}: an rsync tier's path must be user@host:/absolute/path or"
+                             f" /absolute/path, not {self.path!r}")
+        return self
 
 
 class Backup(Section):
