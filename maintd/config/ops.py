@@ -134,6 +134,16 @@ class Recovery(Section):
     """Where drills restore; default backup_root/.drill (same filesystem as the store, never /tmp)."""
     redis_server: str = "redis-server"
     """Binary the drill starts a throwaway Redis with."""
+    drill_timeout: Duration = 120.0
+    """How long the drill's throwaway Redis may take to load the backup's RDB."""
+    allow_symlinks_outside: bool = False
+    """Restore symlinks whose target lies outside their component (absolute, or climbing out with ..). Off: such
+    a link stops the restore with a clear error. Either way nothing is ever written through a link."""
+    redis_rdb_path: Annotated[Path | None, NoneIfEmpty] = None
+    """Where Redis reads its RDB, used only when Redis cannot be asked (it is down when a recovery starts);
+    normally recovery asks it (CONFIG GET dir + dbfilename) before stopping it."""
+    redis_aof_dir: Annotated[Path | None, NoneIfEmpty] = None
+    """With redis_rdb_path: the append-only dir (Redis 7 `appenddirname`) when Redis runs with appendonly yes."""
 
 
 class Notify(Section):
