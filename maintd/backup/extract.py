@@ -199,9 +199,11 @@ class SafeTree:
         os.unlink(parts[-1], dir_fd=parent)  # a file or a link where the backup has a directory
         os.mkdir(parts[-1], 0o700, dir_fd=parent)
 
-    def write_file(self, parts: tuple[bytes, ...], source: BinaryIO, size: int, meta: Meta | None) -> str:
+    def write_file(self, parts: tuple[bytes, ...], source: BinaryIO, size: int, meta: Meta | None, *,
+                   expect_sha256: str | None = None) -> str:
         """Copy exactly ``size`` bytes of ``source`` into a regular file at ``parts``; returns their sha256 hex.
-        An existing entry there (file, link, directory) is replaced, never written through."""
+        An existing entry there (file, link, directory) is replaced, never written through. With
+        ``expect_sha256``, a mismatch raises IntegrityError and (in atomic mode) leaves the old entry in place."""
         if not parts:
             raise UnsafeMemberError("refused a file member naming the target root itself")
         parent = self.dir_fd(parts[:-1], create=True)
@@ -224,6 +226,9 @@ class SafeTree:
                 while view:
                     view = view[os.write(fd, view):]
                 left -= len(block)
+            if expect_sha256 is not None and digest.hexdigest() != expect_sha256:
+                raise IntegrityError(f"{show(parts)!r}: content does not match its recorded sha256 "
+                                     f"(got {digest.hexdigest()[:16]}..., recorded {expect_sha256[:16]}...)")
             if meta is not None:
                 self._fd_meta(fd, meta)
         except BaseException:

@@ -1,0 +1,1 @@
+"""Disaster recovery procedures (the `recover` job's scenarios) and the Redis snapshot placement they share."""
