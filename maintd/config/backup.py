@@ -70,8 +70,11 @@ class Backup(Section):
     """Public-key fingerprints: encrypt to these instead (a host can write backups it cannot read). Keys must be in
     the private GNUPGHOME (state_dir/gnupg)."""
     extra_paths: tuple[Path, ...] = ()
-    """Further system paths for full backups (unit files, nginx site, TLS certificates): stored as the `system`
-    component."""
+    """Further system paths (unit files, nginx site, TLS certificates): stored as the `system` component (root /)
+    in every backup type, with change detection like the other components."""
+    allow_new_key: bool = False
+    """Accept a passphrase/key that cannot open the newest existing backup (a deliberate key change). Normally the
+    key self-test refuses it: a wrong passphrase must fail in a second, not produce backups nobody can read."""
     redis: bool = True
     """Include the Redis dataset."""
     min_free_bytes: int = Field(default=1 << 30, ge=0)
