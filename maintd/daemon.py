@@ -109,6 +109,7 @@ class Daemon:
         self._settings: config.Settings | None = None
         self._state: State | None = None
         self._runner: Runner | None = None
+        self._run_notifier: Any = None
         self._scheduler: Scheduler | None = None
         self._control: ControlServer | None = None
         self._specs: dict[str, JobSpec] = {}
@@ -119,6 +120,7 @@ class Daemon:
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._stopping = False
         self._stop_deadline = 0.0
+        self._runs_stopped = threading.Event()
         self._status_line = ""
         self._status_note = ""
 
@@ -211,7 +213,8 @@ class Daemon:
         self._state = State.open(settings.paths.state_dir)
         if self._state.get("daemon.first_start") is None:
             self._state.put("daemon.first_start", self._started.isoformat())
-        self._runner = Runner(settings, self._state, self._specs, notifier=_notifier(settings),
+        self._run_notifier = _notifier(settings)
+        self._runner = Runner(settings, self._state, self._specs, notifier=self._run_notifier,
                               on_change=self._wake)
         self._runner.recover_stale()
         _cleanup_incomplete_backups(settings)
@@ -223,7 +226,6 @@ class Daemon:
     def _loop(self) -> int:
         interval = watchdog_interval()
         next_ping = time.monotonic()
-        stopper: threading.Thread | None = None
         next_extend = 0.0
         while True:
             now = time.monotonic()
@@ -240,7 +242,7 @@ class Daemon:
                         self._reload(None)
                 elif not self._stopping:
                     log.info("daemon.stopping", signal=signal.Signals(signum).name)
-                    stopper = self._begin_stop()
+                    self._begin_stop()
                     next_extend = 0.0
                 else:
                     return self._cold_exit(signum)
@@ -256,8 +258,7 @@ class Daemon:
                 self._watchdog()
                 next_ping = now + interval
             if self._stopping:
-                assert stopper is not None
-                if not stopper.is_alive():
+                if self._runs_stopped.is_set():
                     return self._finish_stop()
                 if now >= next_extend:
                     self._extend_stop_timeout()
@@ -316,6 +317,8 @@ class Daemon:
         old = self.settings
         self._settings = new
         self.runner.update_settings(new)
+        if self._run_notifier is not None:
+            self._run_notifier.update_settings(new)
         assert self._scheduler is not None and self._control is not None
         self._scheduler.reload(new)
         self._control.update_settings()
@@ -332,16 +335,23 @@ class Daemon:
             ticket.done.set()
 
     # -- stop ----------------------------------------------------------------------------------------------
-    def _begin_stop(self) -> threading.Thread:
+    def _begin_stop(self) -> None:
         self._stopping = True
         self._notify.send("STOPPING=1", "STATUS=stopping: ending the running jobs")
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         self._stop_deadline = time.monotonic() + self.settings.daemon.stop_timeout
-        stopper = threading.Thread(target=self.runner.stop, args=(self.settings.daemon.stop_timeout,),
+        stopper = threading.Thread(target=self._stop_runs, args=(self.settings.daemon.stop_timeout,),
                                    name="stopper", daemon=True)
         stopper.start()
-        return stopper
+
+    def _stop_runs(self, deadline_s: float) -> None:
+        try:
+            if not self.runner.stop(deadline_s):
+                log.warning("daemon.runs_abandoned", stop_timeout_s=deadline_s)
+        finally:
+            self._runs_stopped.set()
+            self._wake()
 
     def _extend_stop_timeout(self) -> None:
         remaining = max(0.0, self._stop_deadline - time.monotonic()) + STOP_EXTEND_MARGIN_S

@@ -15,7 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 from maintd import ctl, protocol
+from tests.support.configs import write_config
 from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -252,3 +255,65 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, message: str
 
 def monotonic_us() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+# -- fixtures (imported by the conftest files of tests/e2e and tests/integration/control) --------------------
+
+
+class DaemonFactory:
+    """Writes a config under the test's directory and starts daemons on it; stops them all at the end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.daemons: list[Daemon] = []
+
+    def config(self, extra: dict[str, Any] | None = None) -> Path:
+        return write_config(self.root, extra)
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "run" / "maintd.sock"
+
+    def start(self, extra: dict[str, Any] | None = None, *, env: dict[str, str] | None = None,
+              wait: bool = True, write: bool = True) -> Daemon:
+        config = self.config(extra) if write else self.root / "maintd.toml"
+        socket_path = Path(_socket_of(extra) or self.socket)
+        daemon = Daemon(config, socket_path, env=env, log_file=self.root / f"daemon-{len(self.daemons)}.log")
+        self.daemons.append(daemon)
+        return daemon.start(wait=wait)
+
+    def close(self) -> None:
+        for daemon in self.daemons:
+            if daemon.proc is not None and daemon.proc.poll() is None:
+                daemon.proc.kill()
+                daemon.proc.wait(10)
+
+
+def _socket_of(extra: dict[str, Any] | None) -> str | None:
+    return ((extra or {}).get("control") or {}).get("socket")
+
+
+@pytest.fixture
+def daemons(tmp_path: Path, passphrase_file: Path):  # type: ignore[no-untyped-def]
+    factory = DaemonFactory(tmp_path)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path):  # type: ignore[no-untyped-def]
+    listener = NotifyListener(tmp_path / "notify.sock")
+    yield listener
+    listener.close()
+
+
+@pytest.fixture
+def slow_endpoint():  # type: ignore[no-untyped-def]
+    endpoint = SlowHealthEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+def slow_probe(endpoint: SlowHealthEndpoint, timeout: float = 30.0) -> dict[str, Any]:
+    """Config making `health` last until the endpoint is released."""
+    return {"health": {"probes": [{"kind": "http", "name": "slow", "url": endpoint.url, "timeout": timeout}]}}
