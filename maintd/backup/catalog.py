@@ -219,6 +219,21 @@ class Catalog:
                 log.warning("backup.manifest_unreadable", backup_id=name, error=str(err))
         return found
 
+    def unreadable(self) -> list[tuple[str, str]]:
+        """Directories named like a backup whose manifest is missing or does not parse: (id, reason). Verify
+        reports them; they are never listed or used."""
+        try:
+            names = sorted(n for n in os.listdir(self.root) if parse_id(n) is not None)
+        except OSError:
+            return []
+        bad = []
+        for name in names:
+            try:
+                self._read_manifest(self.root / name)
+            except (NotFoundError, IntegrityError) as err:
+                bad.append((name, err.message))
+        return bad
+
     def get(self, backup_id: str) -> Manifest:
         if parse_id(backup_id) is None:
             raise NotFoundError(f"not a backup id: {backup_id!r}")

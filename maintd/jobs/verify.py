@@ -1,0 +1,106 @@
+"""The verify job: decrypt and check backups (docs/backup.md, "Verify").
+
+args: ``backup`` (an id or "latest", the default), ``all`` (every committed backup), ``sample`` (percent of file
+members whose content is hashed; objects are always checked whole). Each result is stored as kv
+``verify.<id>``; a backup with problems makes the run FAILED with the report as data.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timezone
+from typing import Any, Mapping
+
+from ..backup.catalog import Catalog, Manifest
+from ..backup.verification import VerifyReport, verify_backup
+from ..edges.gpg import Gpg
+from ..errors import GpgError, NotFoundError, UsageError
+from ..model import Outcome
+from .base import JobContext, JobResult, JobSpec
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def parse_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    extra = set(args) - {"backup", "all", "sample", "dry_run"}
+    if extra:
+        raise UsageError(f"verify: unexpected argument(s): {', '.join(sorted(extra))}")
+    every = args.get("all", False)
+    if isinstance(every, str):
+        every = every.strip().lower() in _TRUE
+    backup = args.get("backup")
+    backup = str(backup).strip() if backup not in (None, "") else "latest"
+    if every and backup != "latest":
+        raise UsageError("verify: give either a backup or all, not both")
+    sample = args.get("sample")
+    if sample in (None, ""):
+        sample_value = None
+    else:
+        try:
+            sample_value = float(str(sample).rstrip("%"))
+        except ValueError as err:
+            raise UsageError(f"verify: sample must be a percentage, not {sample!r}") from err
+        if not 0 < sample_value <= 100:
+            raise UsageError("verify: sample must be above 0 and at most 100")
+    dry = args.get("dry_run", False)
+    if isinstance(dry, str):
+        dry = dry.strip().lower() in _TRUE
+    return {"backup": backup, "all": bool(every), "sample": sample_value, "dry_run": bool(dry)}
+
+
+def _targets(catalog: Catalog, args: dict[str, Any]) -> list[Manifest]:
+    if args.get("all"):
+        return catalog.list()
+    wanted = args.get("backup", "latest")
+    if wanted == "latest":
+        newest = catalog.latest(good_only=False)
+        if newest is None:
+            raise NotFoundError(f"no backup to verify under {catalog.root}")
+        return [newest]
+    return [catalog.get(wanted)]
+
+
+def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
+    catalog = Catalog.from_settings(ctx.settings)
+    targets = _targets(catalog, args)
+    sample = args.get("sample")
+    if ctx.dry_run:
+        names = [m.id for m in targets]
+        return JobResult(summary=f"would verify {len(names)} backup(s)", data={"dry_run": True, "backups": names,
+                                                                                 "report": names})
+    gpg = Gpg.from_settings(ctx.settings)
+    if not gpg.has_secret_key():
+        raise GpgError("verify needs to decrypt: this host has no secret key for backup.recipients "
+                       "(public-key mode); verify on a host that holds it")
+    reports: list[VerifyReport] = []
+    unreadable = catalog.unreadable() if args.get("all") else []
+    for manifest in targets:
+        ctx.check_cancelled()
+        report = verify_backup(catalog, gpg, manifest, sample=sample, rng=random.Random(),
+                               progress=ctx.progress, check_cancelled=ctx.check_cancelled)
+        moment = ctx.now().astimezone(timezone.utc).isoformat()
+        ctx.state.put(f"verify.{manifest.id}", report.as_state(moment))
+        ctx.log.info("verify.checked", backup_id=manifest.id, ok=report.ok, level=report.level,
+                     problems=len(report.problems), members=report.members)
+        reports.append(report)
+    failed = [r for r in reports if not r.ok]
+    lines = []
+    for report in reports:
+        state = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        lines.append(f"{report.backup_id}: {state} ({report.level}: {report.objects} objects, {report.members} "
+                     f"members, {report.hashed} hashed)")
+        lines.extend(f"  {p}" for p in report.problems[:50])
+    for backup_id, reason in unreadable:
+        lines.append(f"{backup_id}: unreadable, not a usable backup: {reason}")
+    data = {"backups": [{"id": r.backup_id, "ok": r.ok, "level": r.level, "problems": r.problems,
+                         "members": r.members, "hashed": r.hashed} for r in reports],
+            "unreadable": [{"id": i, "reason": r} for i, r in unreadable], "report": lines}
+    if failed or unreadable:
+        names = ", ".join([r.backup_id for r in failed] + [i for i, _ in unreadable])
+        first = failed[0].problems[0] if failed else unreadable[0][1]
+        return JobResult(summary=f"verify found damage in {names}: {first}", data=data, outcome=Outcome.FAILED)
+    return JobResult(summary=f"verified {len(reports)} backup(s): all ok", data=data)
+
+
+JOB = JobSpec(name="verify", run=run, description="Decrypt and check backups (args: backup, all, sample)",
+              locks=("target",), parse_args=parse_args)
