@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import ByteSize, Field
+from pydantic import ByteSize, Field, field_validator
 
 from .types import Duration, NoneIfEmpty, Section
 
@@ -88,12 +88,35 @@ class Health(Section):
 
 class CleanupRule(Section):
     root: Path
+    """An absolute directory other than /; never removed itself. A root that is a symlink is followed (once)."""
     patterns: tuple[str, ...] = ("*",)
-    """Globs matched against paths relative to root (`cctelegram*`, `**/*.old`)."""
+    """Globs matched against paths relative to root (`cctelegram*`, `**/*.old`). Without "/" a pattern matches
+    an entry's name at any scanned depth; with "/" the whole relative path (`**` spans directories)."""
     min_age: Duration = 86400.0
+    """An entry younger than this is kept; a directory's age is that of the newest thing inside it."""
     kind: Literal["files", "dirs", "both"] = "files"
+    """files: everything but directories (symlinks are removed as links); dirs: directories, removed whole."""
     recursive: bool = False
     """Also match below the top level of root."""
+
+    @field_validator("root")
+    @classmethod
+    def _safe_root(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        if value == Path("/"):
+            raise ValueError("must not be / itself")
+        return value
+
+    @field_validator("patterns")
+    @classmethod
+    def _sane_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one pattern")
+        for pattern in value:
+            if not pattern.strip("/") or ".." in pattern.split("/"):
+                raise ValueError(f"{pattern!r}: empty or with a '..' segment")
+        return value
 
 
 def default_cleanup_rules() -> tuple[CleanupRule, ...]:
