@@ -221,6 +221,7 @@ class Runner:
                 self._finish(handle, Outcome.CRASHED, "runner error", _traceback(err), {})
             finally:
                 locks.release()
+                self.state.close()  # this thread's sqlite connection
 
     def _record_never_started(self, handle: RunHandle) -> None:
         handle.started = self.clock()
@@ -295,6 +296,7 @@ class Runner:
         self._finish(handle, Outcome.TIMEOUT,
                      f"timed out after {handle.timeout_s:g}s; did not stop within {self.cancel_grace_s:g}s",
                      "the job ignored cancellation; its thread was left running", {})
+        self.state.close()  # this timer thread's sqlite connection
 
     def _finish(self, handle: RunHandle, outcome: Outcome, summary: str, error: str | None,
                 data: dict[str, Any], locks: LockSet | None = None) -> None:
