@@ -1,0 +1,232 @@
+"""Further tiers: copy each committed backup to other places, read it back, and report each place's freshness.
+
+- ``replicate(ctx, manifest)``: after a local commit (called by the backup job), copy the backup and any member of
+  its chain a tier lacks (or holds damaged) to every tier, verify, record ``tier.<tier>.<id>`` in state. A failing
+  tier is a warning on the run, never a failure of the local backup.
+- ``verify_copies(ctx, tiers=None)``: re-read every committed copy on the tiers, record what it finds.
+- ``prune_tiers(ctx, policy, dry_run)``: apply the retention policy to what each tier holds.
+- ``status(settings, state, now)`` / ``stale_tiers(...)``: newest verified copy per place against its RPO.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ..config import Settings, Tier
+from ..errors import Cancelled, MaintdError
+from .catalog import MANIFEST, Catalog, Manifest
+from .ids import parse_id
+from .retention import badness, plan, report_lines
+from .tier_dir import DirTier
+from .tier_objects import record_of
+from .tier_rsync import RsyncTier
+
+if TYPE_CHECKING:
+    from ..jobs.base import JobContext
+    from ..state import State
+
+Store = DirTier | RsyncTier
+
+
+def store_for(settings: Settings, tier: Tier, cancel: Any = None) -> Store:
+    if tier.kind == "dir":
+        return DirTier(tier)
+    return RsyncTier(tier, scratch=settings.paths.state_dir / "tier-scratch", cancel=cancel)
+
+
+def state_key(tier: str, backup_id: str) -> str:
+    return f"tier.{tier}.{backup_id}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def _record(state: "State", tier: str, backup_id: str, when: datetime, ok: bool, error: str | None = None) -> None:
+    state.put(state_key(tier, backup_id), {"time": _iso(when), "ok": ok, "error": error})
+
+
+def _error_text(err: BaseException) -> str:
+    return err.message if isinstance(err, MaintdError) else str(err)
+
+
+# -- replicate -----------------------------------------------------------------------------------------------------
+def replicate(ctx: "JobContext", manifest: Manifest) -> list[dict[str, Any]]:
+    """Copy a committed backup to every tier. Returns one result per tier: {tier, ok, copied, error}.
+    Cancelled propagates; any other failure becomes a warning on the run and a ``tier.<tier>.<id>`` record."""
+    catalog = Catalog(ctx.settings.paths.backup_root)
+    results = []
+    for tier in ctx.settings.backup.tiers:
+        ctx.check_cancelled()
+        results.append(_replicate_to(ctx, catalog, tier, manifest))
+    return results
+
+
+def _replicate_to(ctx: "JobContext", catalog: Catalog, tier: Tier, manifest: Manifest) -> dict[str, Any]:
+    store = store_for(ctx.settings, tier, ctx.cancel_event)
+    copied: list[str] = []
+    current = manifest.id
+    try:
+        chain = catalog.chain(manifest.id)
+        present = store.present()
+        damaged = {i for i in present if (ctx.state.get(state_key(tier.name, i)) or {}).get("ok") is False}
+        todo = [m for m in chain if m.id not in present or m.id in damaged]
+        store.cleanup(keep=frozenset(m.id for m in todo))
+        total = sum(m.size + catalog.object_path(m.id, MANIFEST).stat().st_size for m in todo)
+        done = 0
+        for member in todo:
+            current = member.id
+            ctx.check_cancelled()
+
+            def moved(count: int) -> None:
+                nonlocal done
+                done += count
+                ctx.progress(phase=f"tier {tier.name}", done_bytes=done, total_bytes=total, message=member.id)
+
+            size = store.put(catalog.object_path(member.id, MANIFEST).parent, member,
+                             check=ctx.check_cancelled, progress=moved)
+            _record(ctx.state, tier.name, member.id, ctx.now(), True)
+            ctx.log.info("tier.copied", tier=tier.name, backup_id=member.id, bytes=size)
+            copied.append(member.id)
+    except Cancelled:
+        raise
+    except (MaintdError, OSError) as err:
+        message = _error_text(err)
+        _record(ctx.state, tier.name, current, ctx.now(), False, message)
+        ctx.log.warning("tier.copy_failed", tier=tier.name, backup_id=current, error=message)
+        ctx.warn(f"tier {tier.name}: {current} not copied: {message}")
+        return {"tier": tier.name, "ok": False, "copied": copied, "error": message}
+    return {"tier": tier.name, "ok": True, "copied": copied, "error": None}
+
+
+# -- verify copies -------------------------------------------------------------------------------------------------
+def verify_copies(ctx: "JobContext", tiers: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Re-read every committed copy on the tiers (all, or those named) against its manifest and record the
+    result. Returns {tier, checked, damaged: [{id, problems}], error}; damage is also a warning on the run."""
+    results = []
+    for tier in ctx.settings.backup.tiers:
+        if tiers is not None and tier.name not in tiers:
+            continue
+        store = store_for(ctx.settings, tier, ctx.cancel_event)
+        checked, damaged = 0, []
+        try:
+            for backup_id in sorted(store.present()):
+                ctx.check_cancelled()
+                problems = store.check(backup_id, check=ctx.check_cancelled)
+                checked += 1
+                _record(ctx.state, tier.name, backup_id, ctx.now(), not problems, "; ".join(problems) or None)
+                if problems:
+                    damaged.append({"id": backup_id, "problems": problems})
+                    ctx.log.warning("tier.copy_damaged", tier=tier.name, backup_id=backup_id, problems=problems)
+                    ctx.warn(f"tier {tier.name}: copy of {backup_id} damaged: {'; '.join(problems)}")
+        except Cancelled:
+            raise
+        except (MaintdError, OSError) as err:
+            ctx.warn(f"tier {tier.name}: cannot verify copies: {_error_text(err)}")
+            results.append({"tier": tier.name, "checked": checked, "damaged": damaged, "error": _error_text(err)})
+            continue
+        results.append({"tier": tier.name, "checked": checked, "damaged": damaged, "error": None})
+    return results
+
+
+# -- prune -------------------------------------------------------------------------------------------------------
+def prune_tiers(ctx: "JobContext", *, dry_run: bool) -> list[dict[str, Any]]:
+    """Apply the retention policy to each tier's own contents (planned over what the tier holds, so a tier never
+    loses copies because the local store lost them). Returns {tier, deleted, report, error} per tier."""
+    results = []
+    policy = ctx.settings.backup.retention
+    for tier in ctx.settings.backup.tiers:
+        ctx.check_cancelled()
+        store = store_for(ctx.settings, tier, ctx.cancel_event)
+        deleted: list[str] = []
+        try:
+            records = [record_of(m, ctx.state.get(state_key(tier.name, m.id))) for m in store.manifests()]
+            decided = plan(records, policy, ctx.now(), ctx.settings.tz)
+            report = [f"tier {tier.name}: {line}" for line in report_lines(decided, dry_run=dry_run)]
+            for backup_id in decided.delete_ids:
+                if dry_run:
+                    continue
+                ctx.check_cancelled()
+                store.remove(backup_id)
+                ctx.state.delete(state_key(tier.name, backup_id))
+                ctx.log.info("tier.pruned", tier=tier.name, backup_id=backup_id)
+                deleted.append(backup_id)
+        except Cancelled:
+            raise
+        except (MaintdError, OSError) as err:
+            ctx.warn(f"tier {tier.name}: prune failed: {_error_text(err)}")
+            results.append({"tier": tier.name, "deleted": deleted, "report": [], "error": _error_text(err)})
+            continue
+        planned = list(decided.delete_ids) if dry_run else deleted
+        results.append({"tier": tier.name, "deleted": planned, "report": report, "error": None})
+    return results
+
+
+# -- status ------------------------------------------------------------------------------------------------------
+def status(settings: Settings, state: "State", now: datetime) -> list[dict[str, Any]]:
+    """For the local store and each tier: the newest good (local) or verified (tier) copy, its age (now minus
+    the backup's creation: the data a disaster would lose), the RPO and whether it is stale."""
+    rows = [_local_row(settings, state, now)]
+    for tier in settings.backup.tiers:
+        rows.append(_tier_row(tier, state, now))
+    return rows
+
+
+def stale_tiers(settings: Settings, state: "State", now: datetime) -> list[str]:
+    """One line per place (``local`` included) whose newest copy is older than its RPO, for the health job."""
+    lines = []
+    for row in status(settings, state, now):
+        if not row["stale"]:
+            continue
+        if row["newest"] is None:
+            lines.append(f"{row['name']}: no {'good backup' if row['kind'] == 'local' else 'verified copy'}"
+                         + (f" (last error: {row['error']})" if row.get("error") else ""))
+        else:
+            lines.append(f"{row['name']}: newest {row['newest']} is {_human(row['age_s'])} old"
+                         f" (RPO {_human(row['rpo_s'])})" + (f"; last error: {row['error']}" if row.get("error")
+                                                              else ""))
+    return lines
+
+
+def _row(name: str, kind: str, where: str, newest: str | None, created: datetime | None, rpo: float,
+         now: datetime, **extra: Any) -> dict[str, Any]:
+    age = (now - created).total_seconds() if created else None
+    return {"name": name, "kind": kind, "where": where, "newest": newest,
+            "created": _iso(created) if created else None, "age_s": age, "rpo_s": rpo,
+            "stale": age is None or age > rpo, "ok": age is not None and age <= rpo, **extra}
+
+
+def _local_row(settings: Settings, state: "State", now: datetime) -> dict[str, Any]:
+    root = settings.paths.backup_root
+    try:
+        manifests = Catalog(root).list()
+    except (MaintdError, OSError) as err:
+        return _row("local", "local", str(root), None, None, settings.backup.local_rpo, now, verified=None,
+                    error=_error_text(err))
+    records = {m.id: record_of(m, state.get(f"verify.{m.id}")) for m in manifests}
+    good = [r for r in records.values() if badness(r, records) is None]
+    newest = max(good, key=lambda r: (r.created, r.id), default=None)
+    return _row("local", "local", str(root), newest.id if newest else None, newest.created if newest else None,
+                settings.backup.local_rpo, now, verified=newest.verified_ok if newest else None, error=None)
+
+
+def _tier_row(tier: Tier, state: "State", now: datetime) -> dict[str, Any]:
+    prefix = state_key(tier.name, "")
+    copies = {key[len(prefix):]: value for key, value in state.items(prefix)}
+    verified = sorted(((p.created, backup_id) for backup_id, value in copies.items()
+                       if value.get("ok") is True and (p := parse_id(backup_id)) is not None), reverse=True)
+    last_ok = max((v.get("time") or "" for v in copies.values() if v.get("ok") is True), default="")
+    failures = sorted((v.get("time") or "", v.get("error") or "failed") for v in copies.values()
+                      if v.get("ok") is False and (v.get("time") or "") > last_ok)
+    newest = verified[0] if verified else None
+    return _row(tier.name, tier.kind, tier.path, newest[1] if newest else None, newest[0] if newest else None,
+                tier.rpo, now, error=failures[-1][1] if failures else None)
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}".replace(".0 ", " ")
+    return f"{seconds:.0f} s"
+

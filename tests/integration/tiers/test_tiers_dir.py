@@ -1,0 +1,166 @@
+"""Dir tiers for real: copies on another directory, read back, corruption found, failures as warnings, status."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from maintd.backup import tiers
+from maintd.errors import Cancelled
+from maintd.state import State
+from tests.integration.tiers.store_builder import UTC, Clock, Store, make_ctx
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def nas(tmp_path: Path) -> Path:
+    path = tmp_path / "nas"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def env(tmp_path: Path, settings, nas: Path):
+    loaded = settings({"backup": {"tiers": [{"name": "nas", "path": str(nas), "rpo": "1h"}]}})
+    state = State.open(loaded.paths.state_dir)
+    yield loaded, state, Store(loaded.paths.backup_root)
+    state.close()
+
+
+def files_of(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_backup_and_its_chain_are_copied_read_back_and_recorded(env, nas: Path) -> None:
+    settings, state, store = env
+    full = store.add(NOW - timedelta(hours=5), "full")
+    inc = store.add(NOW - timedelta(hours=1), "incremental")
+    ctx = make_ctx(settings, state, NOW)
+    results = tiers.replicate(ctx, inc)
+    assert results == [{"tier": "nas", "ok": True, "copied": [full.id, inc.id], "error": None}]
+    for manifest in (full, inc):
+        assert files_of(nas / manifest.id) == files_of(settings.paths.backup_root / manifest.id)
+        assert state.get(f"tier.nas.{manifest.id}") == {"time": NOW.isoformat(), "ok": True, "error": None}
+    assert sorted(os.listdir(nas)) == [".incomplete", full.id, inc.id]
+    assert os.listdir(nas / ".incomplete") == []
+    assert ctx.warnings == []
+    progress = [fields for name, fields in ctx.events if name == "progress"]
+    copied = sum(p.stat().st_size for m in (full, inc) for p in (nas / m.id).iterdir())
+    assert progress[-1]["done_bytes"] == progress[-1]["total_bytes"] == copied
+    again = tiers.replicate(ctx, store.add(NOW, "incremental"))
+    assert again[0]["copied"] == [store.made[-1].id]  # only what the tier lacks
+
+
+def test_damaged_copy_is_found_reported_and_replaced_by_the_next_copy(env, nas: Path) -> None:
+    settings, state, store = env
+    full = store.add(NOW - timedelta(hours=3), "full")
+    clock = Clock(NOW - timedelta(hours=3))
+    tiers.replicate(make_ctx(settings, state, clock), full)
+    victim = nas / full.id / "data.tar.zst.gpg"
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0x01
+    victim.write_bytes(bytes(data))
+
+    clock.now = NOW
+    ctx = make_ctx(settings, state, clock, job="verify")
+    found = tiers.verify_copies(ctx)
+    assert found[0]["checked"] == 1
+    assert found[0]["damaged"] == [{"id": full.id, "problems": [
+        f"{full.id}/data.tar.zst.gpg sha256 {_sha(bytes(data))[:12]} != {full.objects['data.tar.zst.gpg']['sha256'][:12]}"]}]
+    assert state.get(f"tier.nas.{full.id}")["ok"] is False
+    assert any("damaged" in w for w in ctx.warnings)
+    row = tiers.status(settings, state, NOW)[1]
+    assert (row["name"], row["newest"], row["stale"]) == ("nas", None, True)
+
+    inc = store.add(NOW - timedelta(minutes=5), "incremental")
+    result = tiers.replicate(make_ctx(settings, state, clock), inc)
+    assert result[0]["copied"] == [full.id, inc.id]  # the damaged full came again with the new chain
+    assert files_of(nas / full.id) == files_of(settings.paths.backup_root / full.id)
+    assert tiers.verify_copies(make_ctx(settings, state, clock))[0]["damaged"] == []
+    assert os.listdir(nas / ".deleting") == []
+
+
+def test_local_object_that_no_longer_matches_its_manifest_is_not_copied(env, nas: Path) -> None:
+    settings, state, store = env
+    full = store.add(NOW - timedelta(hours=1), "full")
+    (settings.paths.backup_root / full.id / "data.index.zst.gpg").write_bytes(b"rot")
+    ctx = make_ctx(settings, state, NOW)
+    result = tiers.replicate(ctx, full)
+    assert result[0]["ok"] is False
+    assert "does not match its manifest" in result[0]["error"]
+    assert ctx.warnings == [f"tier nas: {full.id} not copied: {result[0]['error']}"]
+    assert not (nas / full.id).exists() and os.listdir(nas / ".incomplete") == []
+    assert state.get(f"tier.nas.{full.id}")["ok"] is False
+
+
+def test_unreachable_tier_is_a_warning_and_shows_as_stale_with_its_error(env, nas: Path) -> None:
+    settings, state, store = env
+    nas.rmdir()  # not mounted
+    full = store.add(NOW - timedelta(minutes=2), "full")
+    ctx = make_ctx(settings, state, NOW)
+    result = tiers.replicate(ctx, full)
+    assert result[0]["ok"] is False and "not a directory" in result[0]["error"]
+    assert len(ctx.warnings) == 1
+    local, tier = tiers.status(settings, state, NOW)
+    assert (local["newest"], local["stale"], local["age_s"]) == (full.id, False, 120.0)
+    assert (tier["newest"], tier["stale"], tier["ok"]) == (None, True, False)
+    assert "not a directory" in tier["error"]
+    assert tiers.stale_tiers(settings, state, NOW) == [f"nas: no verified copy (last error: {tier['error']})"]
+
+
+def test_leftovers_of_an_interrupted_copy_are_invisible_and_cleaned(env, nas: Path) -> None:
+    settings, state, store = env
+    full = store.add(NOW - timedelta(hours=1), "full")
+    (nas / ".incomplete" / full.id).mkdir(parents=True)
+    (nas / ".incomplete" / full.id / "data.tar.zst.gpg").write_bytes(b"half")
+    (nas / ".deleting" / "old").mkdir(parents=True)
+    store_view = tiers.store_for(settings, settings.backup.tiers[0])
+    assert store_view.present() == set()
+    tiers.replicate(make_ctx(settings, state, NOW), full)
+    assert store_view.present() == {full.id}
+    assert os.listdir(nas / ".incomplete") == [] and os.listdir(nas / ".deleting") == []
+
+
+def test_a_cancelled_run_stops_copying_and_commits_nothing(env, nas: Path) -> None:
+    settings, state, store = env
+    full = store.add(NOW - timedelta(hours=1), "full", size=3 << 20)
+    ctx = make_ctx(settings, state, NOW)
+    ctx.cancel_event.set()
+    with pytest.raises(Cancelled):
+        tiers.replicate(ctx, full)
+    assert not (nas / full.id).exists()
+
+
+def test_status_measures_age_from_the_backup_and_flags_stale_places(env, nas: Path) -> None:
+    settings, state, store = env
+    old = store.add(NOW - timedelta(hours=3), "full")
+    tiers.replicate(make_ctx(settings, state, NOW), old)
+    new = store.add(NOW - timedelta(minutes=10), "incremental")
+    state.put(f"verify.{new.id}", {"time": NOW.isoformat(), "ok": True})
+    local, nas_row = tiers.status(settings, state, NOW)
+    assert local == {"name": "local", "kind": "local", "where": str(settings.paths.backup_root), "newest": new.id,
+                     "created": new.created.isoformat(), "age_s": 600.0, "rpo_s": 900.0, "stale": False,
+                     "ok": True, "verified": True, "error": None}
+    assert (nas_row["newest"], nas_row["age_s"], nas_row["rpo_s"], nas_row["stale"]) == (old.id, 10800.0, 3600.0,
+                                                                                         True)
+    assert tiers.stale_tiers(settings, state, NOW) == [f"nas: newest {old.id} is 3 h old (RPO 1 h)"]
+    assert tiers.stale_tiers(settings, state, NOW + timedelta(hours=1)) == [
+        f"local: newest {new.id} is 1.2 h old (RPO 15 min)", f"nas: newest {old.id} is 4 h old (RPO 1 h)"]
+
+
+def test_a_partial_or_damaged_local_backup_is_not_the_newest_good_one(env) -> None:
+    settings, state, store = env
+    good = store.add(NOW - timedelta(hours=2), "full")
+    store.add(NOW - timedelta(hours=1), "full", outcome="partial")
+    damaged = store.add(NOW - timedelta(minutes=30), "full")
+    state.put(f"verify.{damaged.id}", {"time": NOW.isoformat(), "ok": False})
+    assert tiers.status(settings, state, NOW)[0]["newest"] == good.id
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
