@@ -21,10 +21,12 @@ import signal
 import sys
 import threading
 import time
+import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sdnotify
 import structlog
@@ -36,6 +38,7 @@ from .jobs import registry
 from .jobs.base import JobSpec
 from .runtime import views
 from .runtime.control import ControlServer
+from .runtime.cron import cron_trigger
 from .runtime.runner import Runner
 from .runtime.scheduler import Scheduler, validate_schedules
 from .state import State
@@ -65,11 +68,46 @@ def config_problems(settings: config.Settings, path: Path, specs: Mapping[str, J
 
 
 def load_checked(path: Path, specs: Mapping[str, JobSpec]) -> config.Settings:
-    settings = config.load(path)
+    """config.load plus config_problems: ConfigError listing every problem found."""
+    try:
+        settings = config.load(path)
+    except ConfigError as err:
+        extra = raw_schedule_problems(path, err.problems, specs)
+        if extra:
+            raise ConfigError(err.message, [*err.problems, *extra]) from err
+        raise
     problems = config_problems(settings, path, specs)
     if problems:
         raise ConfigError(f"{path}: {len(problems)} problem(s)", problems)
     return settings
+
+
+def raw_schedule_problems(path: Path, known: list[str], specs: Mapping[str, JobSpec]) -> list[str]:
+    """When the file has other problems, still check its [jobs.*] tables (cron expressions, job names), so that
+    one pass lists everything."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    try:
+        zone: Any = ZoneInfo(str(data.get("timezone", "UTC")))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = timezone.utc
+    jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
+    problems: list[str] = []
+    for key, table in sorted(jobs.items()):
+        if not isinstance(table, dict):
+            continue
+        expr, job = table.get("schedule"), table.get("job")
+        if isinstance(expr, str) and expr and not any(f"jobs.{key}.schedule" in p for p in known):
+            try:
+                cron_trigger(expr, zone, entry=key)
+            except ConfigError as err:
+                problems += [f"{path}: {p}" for p in err.problems]
+        if isinstance(job, str) and job and job not in specs:
+            problems.append(f"{path}: jobs.{key}.job: no job named {job!r} (have: {', '.join(sorted(specs))})")
+    return problems
 
 
 class Notifier:
