@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..backup.ids import parse_id
-from .result import DEGRADED, FAILED, OK, human_age, worst
+from .result import DEGRADED, FAILED, OK, human_age, worst  # noqa: F401
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -30,6 +30,9 @@ def _optional(module: str) -> Any:
 
 
 def _created(manifest: Any) -> datetime | None:
+    created = getattr(manifest, "created", None)
+    if isinstance(created, datetime):
+        return created
     backup_id = manifest.get("id") if isinstance(manifest, dict) else getattr(manifest, "id", None)
     parsed = parse_id(str(backup_id)) if backup_id else None
     return parsed.created if parsed else None
@@ -65,17 +68,24 @@ def judge_drill(last: Any) -> tuple[str, str] | None:
 def check_backups(settings: "Settings", state: "State", now: datetime) -> tuple[str, str]:
     parts: list[tuple[str, str]] = []
     catalog_module = _optional("maintd.backup.catalog")
+    local: tuple[str, str] | None = None
     if catalog_module is None:
         parts.append((DEGRADED, "backup catalog not available in this build"))
     else:
-        catalog = catalog_module.Catalog(settings.paths.backup_root)
-        latest = catalog.latest(good_only=True)
-        parts.append(judge_local(_created(latest) if latest is not None else None, now, settings.backup.local_rpo))
+        latest = catalog_module.Catalog(settings.paths.backup_root).latest(good_only=True)
+        local = judge_local(_created(latest) if latest is not None else None, now, settings.backup.local_rpo)
     tiers_module = _optional("maintd.backup.tiers")
-    if tiers_module is not None and settings.backup.tiers and hasattr(tiers_module, "stale_tiers"):
-        tiers = judge_tiers(list(tiers_module.stale_tiers(settings, state, now)))
-        if tiers is not None:
-            parts.append(tiers)
+    stale = (list(tiers_module.stale_tiers(settings, state, now))
+             if tiers_module is not None and hasattr(tiers_module, "stale_tiers") else None)
+    if stale:  # one line per stale place, the local store included ("local: ...")
+        lines = [str(line) for line in stale]
+        if local is not None and local[0] == FAILED and not any(line.startswith("local") for line in lines):
+            lines.insert(0, local[1])
+        parts.append((FAILED, "stale: " + "; ".join(lines)))
+    elif local is not None:
+        tiers = len(settings.backup.tiers)
+        parts.append((local[0], local[1] + (f"; {tiers} tier(s) within their RPO" if tiers and stale is not None
+                                            else "")))
     drill = judge_drill(state.get("drill.last"))
     if drill is not None:
         parts.append(drill)

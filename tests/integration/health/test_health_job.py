@@ -278,17 +278,6 @@ def test_a_probe_that_hangs_is_failed_at_its_deadline(
     assert probe["duration_s"] < 2.5
 
 
-def test_degraded_drill_makes_a_warning_not_a_failure(
-        settings: Callable[..., Settings], make_ctx: Callable) -> None:
-    from maintd.health.check import run_one, ProbeEnv  # noqa: F401 - the public job path is below
-    config = settings({"health": {"probes": [{"kind": "disk", "name": "disk", "path": "/", "min_free_percent": 0}]}})
-    ctx = make_ctx(config)
-    ctx.state.put("drill.last", {"time": "2026-01-01T06:00:00+00:00", "ok": False, "error": "key count mismatch"})
-    from maintd.health.backups import judge_drill
-    assert judge_drill(ctx.state.get("drill.last")) == (
-        "degraded", "last drill (2026-01-01T06:00:00+00:00) failed: key count mismatch")
-
-
 def test_no_probes_is_a_success_with_a_note(settings: Callable[..., Settings], make_ctx: Callable) -> None:
     _, result = run_health(make_ctx, settings())
     assert result.summary == "no probes configured" and result.outcome is None
