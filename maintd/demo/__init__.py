@@ -94,9 +94,9 @@ def _print_help(lay: setup.Layout) -> None:
 The daemon starts now (config {lay.config}). In another terminal:
 
     {ctl} status
+    {ctl} backup full        (until the first backup, health reports the `backups` probe failed)
     {ctl} run health
     {ctl} run cleanup
-    {ctl} backup full
     {ctl} backups
     {ctl} history
 
