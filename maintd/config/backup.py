@@ -66,6 +66,10 @@ class Backup(Section):
     passphrase_file: Annotated[Path | None, NoneIfEmpty] = Path("/etc/maintd/backup.passphrase")
     """Symmetric AES256 passphrase (first line of the file, mode 0600). Used when `recipients` is empty, and to
     decrypt for verify/restore."""
+    s2k_count: int = Field(default=8_388_608, ge=65_536, le=65_011_712)
+    """Symmetric mode: how many times gpg hashes the passphrase into each object's key (--s2k-count). Every object
+    pays this once (~80 ms at the default); gpg's own default (~0.5 s) would cost seconds per backup. It slows a
+    brute-force guess of a weak passphrase: use a long random passphrase (e.g. `openssl rand -base64 32`)."""
     recipients: tuple[str, ...] = ()
     """Public-key fingerprints: encrypt to these instead (a host can write backups it cannot read). Keys must be in
     the private GNUPGHOME (state_dir/gnupg)."""

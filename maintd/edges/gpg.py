@@ -50,8 +50,9 @@ class Gpg:
     ``passphrase_file``, when readable, unlocks the secret key for decryption on hosts that have one)."""
 
     def __init__(self, home: Path, *, passphrase_file: Path | None = None, recipients: tuple[str, ...] = (),
-                 binary: str = "gpg") -> None:
+                 s2k_count: int = 8_388_608, binary: str = "gpg") -> None:
         self.home = home
+        self.s2k_count = s2k_count
         self.passphrase_file = passphrase_file
         self.recipients = tuple(recipients)
         self.mode = PUBLIC_KEY if self.recipients else SYMMETRIC
@@ -71,7 +72,7 @@ class Gpg:
     def from_settings(cls, settings: Any) -> "Gpg":
         backup = settings.backup
         return cls(settings.paths.state_dir / "gnupg", passphrase_file=backup.passphrase_file,
-                   recipients=tuple(backup.recipients))
+                   recipients=tuple(backup.recipients), s2k_count=backup.s2k_count)
 
     # -- keys ---------------------------------------------------------------------------------------------------
     def _secret(self, *, required: bool) -> str | None:
@@ -112,7 +113,9 @@ class Gpg:
         """A writable stream: bytes written are encrypted; ciphertext chunks go to ``sink`` from a reader thread."""
         if self.mode == SYMMETRIC:
             kwargs: dict[str, Any] = {"recipients": None, "symmetric": "AES256",
-                                      "passphrase": self._secret(required=True)}
+                                      "passphrase": self._secret(required=True),
+                                      "extra_args": ["--s2k-mode", "3", "--s2k-digest-algo", "SHA256",
+                                                     "--s2k-count", str(self.s2k_count)]}
         else:
             kwargs = {"recipients": list(self.recipients), "always_trust": True}
         return EncryptStream(self._instance(), kwargs, sink)
