@@ -16,7 +16,7 @@ from ..config import Tier
 from ..errors import IntegrityError, StorageError
 from .catalog import DELETING, INCOMPLETE, MANIFEST, Catalog, Manifest
 from .ids import parse_id
-from .tier_files import (Check, Progress, copy_hashed, fsync_dir, read_back_sha256, remove_tree, tree_bytes)
+from .tier_files import Check, Progress, copy_hashed, fsync_dir, read_back_sha256, remove_tree
 from .tier_objects import expected_sums
 
 
@@ -101,24 +101,16 @@ class DirTier:
                 problems.append(f"{name} sha256 {got[:12]} != {digest[:12]}")
         return problems
 
-    def check(self, backup_id: str, *, check: Check) -> list[str]:
-        """Re-read a committed copy against its own manifest; the problems found (empty: intact)."""
-        directory = self.root / backup_id
-        if not (directory / MANIFEST).is_file():
-            return [f"{backup_id}: no committed copy"]
-        try:
-            manifest = Catalog(self.root).get(backup_id)
-        except Exception as err:  # noqa: BLE001 - a damaged manifest is a finding, whatever the parser says
-            return [f"{backup_id}/{MANIFEST} unreadable: {err}"]
-        expected = expected_sums(manifest, None)
-        return [f"{backup_id}/{p}" for p in self._compare(directory, expected, check)]
-
-    def manifests(self) -> list[Manifest]:
+    def inventory(self) -> tuple[list[Manifest], list[str]]:
+        """(committed copies' manifests, ids of copies whose manifest is missing or unreadable)."""
         self._ensure_root()
-        return Catalog(self.root).list()
+        catalog = Catalog(self.root)
+        return catalog.list(), [backup_id for backup_id, _ in catalog.unreadable()]
 
-    def size(self, backup_id: str) -> int:
-        return tree_bytes(self.root / backup_id)
+    def check(self, manifest: Manifest, *, check: Check) -> list[str]:
+        """Re-read a committed copy against its own manifest; the problems found (empty: intact)."""
+        expected = expected_sums(manifest, None)
+        return [f"{manifest.id}/{p}" for p in self._compare(self.root / manifest.id, expected, check)]
 
     def remove(self, backup_id: str) -> None:
         remove_tree(self.root / backup_id, self.root / DELETING)

@@ -78,33 +78,29 @@ class RsyncTier:
         self.run.remote("sync", "--", self.dest.join())
         return copied
 
-    def _fetch_manifests(self, into: Path) -> Catalog:
-        self.run.rsync(build_pull_manifests_argv(self.dest, into))
-        return Catalog(into)
-
-    def manifests(self) -> list[Manifest]:
+    def inventory(self) -> tuple[list[Manifest], list[str]]:
+        """(committed copies' manifests, fetched with rsync; ids of copies whose manifest is missing or
+        unreadable)."""
+        names = self.present()
+        if not names:
+            return [], []
         self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.TemporaryDirectory(dir=self.scratch, prefix=f"{self.name}-") as into:
-            return self._fetch_manifests(Path(into)).list()
+            self.run.rsync(build_pull_manifests_argv(self.dest, Path(into)))
+            catalog = Catalog(Path(into))
+            manifests = catalog.list()
+        listed = {m.id for m in manifests}
+        return manifests, sorted(names - listed)
 
-    def check(self, backup_id: str, *, check: Check) -> list[str]:
+    def check(self, manifest: Manifest, *, check: Check) -> list[str]:
         """Hash a committed copy on the remote host against its own manifest."""
-        self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with tempfile.TemporaryDirectory(dir=self.scratch, prefix=f"{self.name}-") as into:
-            try:
-                manifest = self._fetch_manifests(Path(into)).get(backup_id)
-            except Exception as err:  # noqa: BLE001 - a missing or damaged manifest is a finding
-                return [f"{backup_id}/{MANIFEST} unreadable: {err}"]
         expected = expected_sums(manifest, None)
         check()
-        paths = {self.dest.join(backup_id, name): name for name in expected}
+        paths = {self.dest.join(manifest.id, name): name for name in expected}
         sums = self.run.sha256(list(paths))
-        return [f"{backup_id}/{name} " + ("missing" if path not in sums else
-                                           f"sha256 {sums[path][:12]} != {expected[name][:12]}")
+        return [f"{manifest.id}/{name} " + ("missing" if path not in sums else
+                                            f"sha256 {sums[path][:12]} != {expected[name][:12]}")
                 for path, name in paths.items() if sums.get(path) != expected[name]]
-
-    def size(self, backup_id: str) -> int:
-        return 0  # not measured remotely; prune reports freed bytes for the local store only
 
     def remove(self, backup_id: str) -> None:
         self.run.remote("mkdir", "-p", "--", self.dest.join(DELETING))

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, Tier
-from ..errors import Cancelled, MaintdError
+from ..errors import Cancelled, IntegrityError, MaintdError
 from .catalog import MANIFEST, Catalog, Manifest
 from .ids import parse_id
 from .retention import badness, plan, report_lines
@@ -47,8 +47,10 @@ def _record(state: "State", tier: str, backup_id: str, when: datetime, ok: bool,
     state.put(state_key(tier, backup_id), {"time": _iso(when), "ok": ok, "error": error})
 
 
-def _error_text(err: BaseException) -> str:
-    return err.message if isinstance(err, MaintdError) else str(err)
+def _error_text(err: BaseException, tier: str | None = None) -> str:
+    """The error's message, without a leading ``tier NAME: `` (callers add their own context)."""
+    text = err.message if isinstance(err, MaintdError) else str(err)
+    return text.removeprefix(f"tier {tier}: ") if tier else text
 
 
 # -- replicate -----------------------------------------------------------------------------------------------------
@@ -92,7 +94,7 @@ def _replicate_to(ctx: "JobContext", catalog: Catalog, tier: Tier, manifest: Man
     except Cancelled:
         raise
     except (MaintdError, OSError) as err:
-        message = _error_text(err)
+        message = _error_text(err, tier.name)
         _record(ctx.state, tier.name, current, ctx.now(), False, message)
         ctx.log.warning("tier.copy_failed", tier=tier.name, backup_id=current, error=message)
         ctx.warn(f"tier {tier.name}: {current} not copied: {message}")
@@ -111,9 +113,12 @@ def verify_copies(ctx: "JobContext", tiers: tuple[str, ...] | None = None) -> li
         store = store_for(ctx.settings, tier, ctx.cancel_event)
         checked, damaged = 0, []
         try:
-            for backup_id in sorted(store.present()):
+            manifests, unreadable = store.inventory()
+            findings = [(backup_id, [f"{backup_id}/{MANIFEST} missing or unreadable"]) for backup_id in unreadable]
+            for manifest in manifests:
                 ctx.check_cancelled()
-                problems = store.check(backup_id, check=ctx.check_cancelled)
+                findings.append((manifest.id, store.check(manifest, check=ctx.check_cancelled)))
+            for backup_id, problems in sorted(findings):
                 checked += 1
                 _record(ctx.state, tier.name, backup_id, ctx.now(), not problems, "; ".join(problems) or None)
                 if problems:
@@ -123,44 +128,64 @@ def verify_copies(ctx: "JobContext", tiers: tuple[str, ...] | None = None) -> li
         except Cancelled:
             raise
         except (MaintdError, OSError) as err:
-            ctx.warn(f"tier {tier.name}: cannot verify copies: {_error_text(err)}")
-            results.append({"tier": tier.name, "checked": checked, "damaged": damaged, "error": _error_text(err)})
+            message = _error_text(err, tier.name)
+            ctx.warn(f"tier {tier.name}: cannot verify copies: {message}")
+            results.append({"tier": tier.name, "checked": checked, "damaged": damaged, "error": message})
             continue
         results.append({"tier": tier.name, "checked": checked, "damaged": damaged, "error": None})
     return results
 
 
 # -- prune -------------------------------------------------------------------------------------------------------
-def prune_tiers(ctx: "JobContext", *, dry_run: bool) -> list[dict[str, Any]]:
+def prune_tiers(ctx: "JobContext", *, dry_run: bool, local_ids: frozenset[str] = frozenset()
+                ) -> list[dict[str, Any]]:
     """Apply the retention policy to each tier's own contents (planned over what the tier holds, so a tier never
-    loses copies because the local store lost them). Returns {tier, deleted, report, error} per tier."""
+    loses copies because the local store lost them). A tier holding a copy whose manifest cannot be read is not
+    pruned (that copy may need others). Records of copies the tier no longer holds are dropped, except failures
+    of backups still in the local store (`local_ids`), which status reports. Returns {tier, deleted, report,
+    error} per tier."""
     results = []
-    policy = ctx.settings.backup.retention
     for tier in ctx.settings.backup.tiers:
         ctx.check_cancelled()
         store = store_for(ctx.settings, tier, ctx.cancel_event)
         deleted: list[str] = []
         try:
-            records = [record_of(m, ctx.state.get(state_key(tier.name, m.id))) for m in store.manifests()]
-            decided = plan(records, policy, ctx.now(), ctx.settings.tz)
+            manifests, unreadable = store.inventory()
+            if unreadable:
+                raise IntegrityError(f"copies with a missing or unreadable manifest: {', '.join(unreadable)}"
+                                     " (repair or remove them by hand)")
+            records = [record_of(m, ctx.state.get(state_key(tier.name, m.id))) for m in manifests]
+            decided = plan(records, ctx.settings.backup.retention, ctx.now(), ctx.settings.tz)
             report = [f"tier {tier.name}: {line}" for line in report_lines(decided, dry_run=dry_run)]
-            for backup_id in decided.delete_ids:
-                if dry_run:
-                    continue
-                ctx.check_cancelled()
-                store.remove(backup_id)
-                ctx.state.delete(state_key(tier.name, backup_id))
-                ctx.log.info("tier.pruned", tier=tier.name, backup_id=backup_id)
-                deleted.append(backup_id)
+            if not dry_run:
+                for backup_id in decided.delete_ids:
+                    ctx.check_cancelled()
+                    store.remove(backup_id)
+                    ctx.state.delete(state_key(tier.name, backup_id))
+                    ctx.log.info("tier.pruned", tier=tier.name, backup_id=backup_id)
+                    deleted.append(backup_id)
+                _forget_absent(ctx.state, tier.name, {m.id for m in manifests} - set(deleted), local_ids)
         except Cancelled:
             raise
         except (MaintdError, OSError) as err:
-            ctx.warn(f"tier {tier.name}: prune failed: {_error_text(err)}")
-            results.append({"tier": tier.name, "deleted": deleted, "report": [], "error": _error_text(err)})
+            message = _error_text(err, tier.name)
+            ctx.warn(f"tier {tier.name}: not pruned: {message}")
+            results.append({"tier": tier.name, "deleted": deleted, "report": [], "error": message})
             continue
-        planned = list(decided.delete_ids) if dry_run else deleted
-        results.append({"tier": tier.name, "deleted": planned, "report": report, "error": None})
+        results.append({"tier": tier.name, "deleted": list(decided.delete_ids) if dry_run else deleted,
+                        "report": report, "error": None})
     return results
+
+
+def _forget_absent(state: "State", tier: str, held: set[str], local_ids: frozenset[str]) -> None:
+    prefix = state_key(tier, "")
+    for key, value in list(state.items(prefix)):
+        backup_id = key[len(prefix):]
+        if backup_id in held:
+            continue
+        if value.get("ok") is False and backup_id in local_ids:
+            continue  # a copy that failed of a backup we still have: status shows the error
+        state.delete(key)
 
 
 # -- status ------------------------------------------------------------------------------------------------------

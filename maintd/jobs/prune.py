@@ -15,7 +15,7 @@ from ..backup.retention import Plan, plan, report_lines
 from ..backup.tier_files import tree_bytes
 from ..backup.tier_objects import record_of
 from ..backup.tiers import prune_tiers
-from ..errors import UsageError
+from ..errors import IntegrityError, UsageError
 from .base import JobContext, JobResult, JobSpec
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -47,6 +47,12 @@ def prune(ctx: JobContext, *, dry_run: bool) -> dict[str, Any]:
     kept [{id, rules}], deleted [{id, reason}], freed_bytes, tiers [...], report [lines]."""
     root = ctx.settings.paths.backup_root
     catalog = Catalog.from_settings(ctx.settings)
+    unreadable = catalog.unreadable()
+    if unreadable:
+        # Its chain is unknown: planning without it could delete a backup it needs.
+        raise IntegrityError("prune refused: backups with a missing or unreadable manifest: "
+                             + "; ".join(f"{backup_id} ({why})" for backup_id, why in unreadable)
+                             + ". Repair or remove them by hand (`maintctl verify` names them), then prune again.")
     decided = local_plan(ctx, catalog)
     freed = 0
     deleted = []
@@ -60,7 +66,7 @@ def prune(ctx: JobContext, *, dry_run: bool) -> dict[str, Any]:
             ctx.log.info("backup.pruned", backup_id=backup_id, bytes=size, reason=reasons[backup_id])
         freed += size
         deleted.append({"id": backup_id, "reason": reasons[backup_id]})
-    tiers = prune_tiers(ctx, dry_run=dry_run)
+    tiers = prune_tiers(ctx, dry_run=dry_run, local_ids=frozenset(m.id for m in catalog.list()))
     report = report_lines(decided, dry_run=dry_run)
     for tier in tiers:
         report += tier["report"] or [f"tier {tier['tier']}: not pruned: {tier['error']}"]

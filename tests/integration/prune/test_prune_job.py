@@ -129,7 +129,8 @@ def test_an_unreachable_tier_does_not_stop_the_local_prune(env, tmp_path: Path) 
     record = runner.run_sync("prune")
     assert record.outcome is Outcome.WARNING
     assert ids["old_full"] not in store.ids()
-    assert record.data["tiers"][0]["error"].startswith("tier gone: ")
+    assert record.data["tiers"][0]["error"].endswith("is not a directory (not mounted?)")
+    assert record.data["warnings"] == [f"tier gone: not pruned: {record.data['tiers'][0]['error']}"]
     assert f"tier gone: not pruned: {record.data['tiers'][0]['error']}" in record.data["report"]
 
 
@@ -164,3 +165,46 @@ def test_arguments_are_coerced_from_cli_strings(args, expected) -> None:
 def test_bad_arguments_are_usage_errors(args, message) -> None:
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         prune.parse_args(args)
+
+
+def test_a_backup_with_an_unreadable_manifest_stops_prune_before_anything_goes(env) -> None:
+    settings, state, store, runner = env()
+    ids = timeline(store)
+    (settings.paths.backup_root / ids["inc_old"] / "manifest.json").write_text("{broken")
+    record = runner.run_sync("prune")
+    assert record.outcome is Outcome.FAILED
+    assert record.summary.startswith(f"prune refused: backups with a missing or unreadable manifest: {ids['inc_old']}")
+    assert len(os.listdir(settings.paths.backup_root)) >= 5 and ids["old_full"] in store.ids()
+
+
+def test_a_tier_holding_an_unreadable_copy_is_left_alone_and_says_why(env, tmp_path: Path) -> None:
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    settings, state, store, runner = env(tiers=[{"name": "nas", "path": str(nas)}])
+    from maintd.backup import tiers
+    ids = timeline(store)
+    for key in ("old_inc", "inc_new"):
+        tiers.replicate(make_ctx(settings, state, NOW), Catalog(settings.paths.backup_root).get(ids[key]))
+    (nas / ids["full"] / "manifest.json").unlink()
+    record = runner.run_sync("prune")
+    assert record.outcome is Outcome.WARNING
+    assert record.data["tiers"][0]["error"] == (f"copies with a missing or unreadable manifest: {ids['full']}"
+                                                " (repair or remove them by hand)")
+    assert (nas / ids["old_full"]).is_dir()  # nothing deleted on that tier
+    assert ids["old_full"] not in store.ids()  # the local prune went ahead
+
+
+def test_prune_drops_tier_records_of_copies_that_no_longer_exist(env, tmp_path: Path) -> None:
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    settings, state, store, runner = env(tiers=[{"name": "nas", "path": str(nas)}])
+    from maintd.backup import tiers
+    ids = timeline(store)
+    tiers.replicate(make_ctx(settings, state, NOW), Catalog(settings.paths.backup_root).get(ids["inc_new"]))
+    state.put(f"tier.nas.{ids['inc_new']}", {"time": NOW.isoformat(), "ok": True, "error": None})
+    state.put("tier.nas.20200101T000000.000000Z-full", {"time": "2020-01-01T00:00:00+00:00", "ok": True})
+    state.put(f"tier.nas.{ids['old_inc']}", {"time": NOW.isoformat(), "ok": False, "error": "disk full"})
+    runner.run_sync("prune")
+    held = {key.removeprefix("tier.nas.") for key, _ in state.items("tier.nas.")}
+    # gone from everywhere: forgotten; the failure of a pruned local backup: forgotten too; copies held: kept.
+    assert held == {ids["full"], ids["inc_old"], ids["inc_new"]}

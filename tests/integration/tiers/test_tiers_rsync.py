@@ -91,3 +91,23 @@ def test_prune_on_an_rsync_tier_plans_over_the_tier_manifests(env) -> None:
     assert state.get(f"tier.offsite.{old.id}") is None
     assert os.listdir(remote / ".deleting") == []
     assert os.listdir(settings.paths.state_dir / "tier-scratch") == []  # fetched manifests not left behind
+
+
+def test_a_fresh_rsync_tier_prunes_and_verifies_nothing_without_errors(env) -> None:
+    settings, state, store, remote = env
+    ctx = make_ctx(settings, state, NOW, job="prune")
+    assert tiers.prune_tiers(ctx, dry_run=False) == [{"tier": "offsite", "deleted": [], "report": [],
+                                                      "error": None}]
+    assert tiers.verify_copies(ctx) == [{"tier": "offsite", "checked": 0, "damaged": [], "error": None}]
+    assert ctx.warnings == [] and not remote.exists()
+
+
+def test_an_rsync_copy_without_its_manifest_is_reported_damaged(env) -> None:
+    settings, state, store, remote = env
+    full = store.add(NOW - timedelta(hours=2), "full")
+    tiers.replicate(make_ctx(settings, state, NOW), full)
+    (remote / full.id / "manifest.json").unlink()
+    found = tiers.verify_copies(make_ctx(settings, state, NOW, job="verify"))
+    assert found[0]["damaged"] == [{"id": full.id, "problems": [f"{full.id}/manifest.json missing or unreadable"]}]
+    again = tiers.replicate(make_ctx(settings, state, NOW), full)  # damaged: copied afresh
+    assert again[0]["copied"] == [full.id] and (remote / full.id / "manifest.json").is_file()
