@@ -109,3 +109,27 @@ def backup_env(tmp_path: Path, settings: Callable[..., Settings]) -> Iterator[Ca
         if home.is_dir():
             subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+
+
+def job_context(env: BackupEnv, job: str, events: list[dict[str, Any]] | None = None) -> Any:
+    """A JobContext as the runner builds it (the runner itself is tested elsewhere)."""
+    import uuid
+    from datetime import datetime, timezone
+
+    import structlog
+
+    from maintd.jobs.base import JobContext
+    from maintd.model import Trigger
+
+    sink = events if events is not None else []
+    return JobContext(settings=env.settings, job=job, run_id=uuid.uuid4().hex[:12], trigger=Trigger.MANUAL,
+                      state=env.state, log=structlog.get_logger("maintd.job").bind(job=job),
+                      now=lambda: datetime.now(timezone.utc),
+                      emit=lambda name, fields: sink.append({"event": name, **fields}))
+
+
+def run_job(env: BackupEnv, name: str, args: dict[str, Any], events: list[dict[str, Any]] | None = None) -> Any:
+    from maintd.jobs import registry
+
+    spec = registry()[name]
+    return spec.run(job_context(env, name, events), spec.parse_args(args))
