@@ -113,22 +113,28 @@ def status_text(status: Mapping[str, Any], now: datetime | None = None) -> str:
             lines.append(f"  {mark} {probe.get('name')}: {probe.get('message', '')}".rstrip())
     tiers = status.get("tiers")
     if tiers:
-        lines.append(f"tiers: {tiers_text(tiers)}")
+        lines.append("backups against their recovery point objective:")
+        lines.append(tiers_text(tiers))
     return "\n".join(lines)
 
 
 def tiers_text(tiers: Any) -> str:
-    if isinstance(tiers, Mapping):
-        return ", ".join(f"{k}: {v}" for k, v in tiers.items())
-    if isinstance(tiers, list):
-        parts = []
-        for tier in tiers:
-            if isinstance(tier, Mapping):
-                parts.append(f"{tier.get('name', tier.get('tier', '?'))} {'ok' if tier.get('ok') else 'NOT OK'}")
-            else:
-                parts.append(str(tier))
-        return ", ".join(parts)
-    return str(tiers)
+    """Rows of maintd.backup.tiers.status: place, verdict, newest copy, its age, the RPO."""
+    if isinstance(tiers, Mapping) and "error" in tiers:
+        return f"  unavailable: {tiers['error']}"
+    if not isinstance(tiers, list):
+        return f"  {tiers}"
+    rows = []
+    for tier in tiers:
+        if not isinstance(tier, Mapping):
+            continue
+        verdict = "ok" if tier.get("ok") else "STALE"
+        if tier.get("error"):
+            verdict += " (error)"
+        rows.append([f"  {tier.get('name')}", verdict, tier.get("newest"),
+                     duration(tier.get("age_s")) if tier.get("age_s") is not None else None,
+                     duration(tier.get("rpo_s")) if tier.get("rpo_s") is not None else None])
+    return table(rows, ["  place", "state", "newest", "age", "rpo"])
 
 
 def progress_text(progress: Mapping[str, Any] | None) -> str:

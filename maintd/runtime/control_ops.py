@@ -93,8 +93,7 @@ def status(host: ControlHost, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tier_status(settings: "Settings", state: "State", now: datetime) -> Any:
-    if not settings.backup.tiers:
-        return None
+    """The newest good local backup and each tier's newest copy against their RPO (maintd.backup.tiers)."""
     try:
         tiers = importlib.import_module("maintd.backup.tiers")
     except ImportError:

@@ -32,12 +32,16 @@ def record_view(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def last_run_of(entry: str, job: str, history: Iterable[RunRecord]) -> RunRecord | None:
-    """The newest run started from this schedule entry (history is newest first). Runs recorded without an
-    entry marker count for the entry named like their job."""
+def last_run_of(entry: str, job: str, history: Iterable[RunRecord],
+                entry_args: Mapping[str, Any] | None = None) -> RunRecord | None:
+    """The newest run of this calendar entry (history is newest first): started from the entry itself, or from
+    the bare job name with the entry's arguments (`maintctl backup full` counts for `backup-full`)."""
+    wanted = dict(entry_args or {})
     for record in history:
         marker = record.args.get("_entry")
-        if marker == entry or (marker is None and entry == job):
+        if marker == entry or (marker in (None, job) and entry == job):
+            return record
+        if marker == job and wanted and all(record.args.get(k) == v for k, v in wanted.items()):
             return record
     return None
 
@@ -50,7 +54,7 @@ def schedule_views(settings: "Settings", state: "State", next_runs: Mapping[str,
     rows = []
     for entry, schedule in sorted(settings.jobs.items()):
         job = schedule.job_name(entry)
-        last = last_run_of(entry, job, state.history(job, 50))
+        last = last_run_of(entry, job, state.history(job, 50), schedule.args)
         rows.append({
             "entry": entry, "job": job, "schedule": schedule.schedule, "enabled": schedule.enabled,
             "available": job in known, "paused": entry in paused or "*" in paused,

@@ -31,7 +31,12 @@ def test_demo_starts_and_its_jobs_do_real_work(tmp_path: Path) -> None:
 
         backup = maintctl("--socket", str(sock), "--json", "backup", "full")
         assert backup.returncode == 0, backup.stderr
-        assert json.loads(backup.stdout)["id"].endswith("-full")
+        backup_id = json.loads(backup.stdout)["id"]
+        assert backup_id.endswith("-full")
+        listed = json.loads(maintctl("--socket", str(sock), "--json", "backups").stdout)
+        assert [b["id"] for b in listed] == [backup_id]
+        assert backup_id in maintctl("--socket", str(sock), "backup-show", backup_id).stdout
+        assert maintctl("--socket", str(sock), "backup-show", "20000101T000000.000000Z-full").returncode == 64
         health = maintctl("--socket", str(sock), "--json", "run", "health")
         assert health.returncode == 0, health.stdout
         probes = {p["name"]: p for p in json.loads(health.stdout)["data"]["probes"]}
