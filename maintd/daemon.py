@@ -428,17 +428,20 @@ def _notifier(settings: config.Settings) -> Any:
 
 
 def _cleanup_incomplete_backups(settings: config.Settings) -> None:
-    """Remove backups a dead daemon left half-written (never visible as backups anyway)."""
+    """Remove backups a dead writer left half-written (never visible as backups anyway), under the backup root's
+    writer lock; when another process (an offline restore) holds it, leave them for the next start."""
     try:
-        catalog = importlib.import_module("maintd.backup.catalog")
+        catalog_module = importlib.import_module("maintd.backup.catalog")
     except ImportError:
         return
     if not settings.paths.backup_root.exists():
         return
+    catalog = catalog_module.Catalog.from_settings(settings)
     try:
-        removed = catalog.Catalog(settings.paths.backup_root).cleanup_incomplete()
+        with catalog.writer_lock():
+            removed = catalog.cleanup_incomplete()
     except MaintdError as err:
-        log.warning("daemon.backup_cleanup_failed", error=str(err))
+        log.warning("daemon.backup_cleanup_skipped", error=str(err))
         return
     if removed:
         log.warning("daemon.incomplete_backups_removed", backup_ids=list(removed))
