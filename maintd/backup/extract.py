@@ -78,7 +78,7 @@ def link_stays_inside(parts: tuple[bytes, ...], target: bytes) -> bool:
     return ups <= len(parts) - 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Meta:
     mode: int
     uid: int
@@ -196,6 +196,7 @@ class SafeTree:
         st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode):
             return
+        self._forget(parts)
         os.unlink(parts[-1], dir_fd=parent)  # a file or a link where the backup has a directory
         os.mkdir(parts[-1], 0o700, dir_fd=parent)
 
@@ -212,7 +213,7 @@ class SafeTree:
         try:
             fd = os.open(name, flags, 0o600, dir_fd=parent)
         except FileExistsError:
-            self._remove_entry(parent, name)
+            self._remove_entry(parent, name, parts[:-1] + (name,))
             fd = os.open(name, flags, 0o600, dir_fd=parent)
         digest = hashlib.sha256()
         try:
@@ -299,7 +300,7 @@ class SafeTree:
             if err.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
                 _unlink_quietly(parent, name)
                 raise
-            self._remove_entry(parent, parts[-1])  # a directory where the backup has a file or a link
+            self._remove_entry(parent, parts[-1], parts)  # a directory where the backup has a file or a link
             os.rename(name, parts[-1], src_dir_fd=parent, dst_dir_fd=parent)
 
     # -- metadata and removal ---------------------------------------------------------------------------------
@@ -318,10 +319,15 @@ class SafeTree:
         if not parts:
             raise UnsafeMemberError("refused to remove the target root")
         parent = self.dir_fd(parts[:-1])
-        self._remove_entry(parent, parts[-1])
+        self._remove_entry(parent, parts[-1], parts)
 
-    def _remove_entry(self, parent: int, name: bytes) -> None:
-        self._drop_cache()  # cached fds may point below what goes away
+    def _forget(self, parts: tuple[bytes, ...]) -> None:
+        """Close cached fds at or below ``parts`` (about to be removed or replaced)."""
+        for key in [k for k in self._fds if k[:len(parts)] == parts]:
+            os.close(self._fds.pop(key))
+
+    def _remove_entry(self, parent: int, name: bytes, parts: tuple[bytes, ...]) -> None:
+        self._forget(parts)
         try:
             st = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except FileNotFoundError:

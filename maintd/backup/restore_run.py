@@ -1,0 +1,277 @@
+"""One restore from start to end, shared by the restore job, the offline ``maintd restore``, recovery and drills:
+choose the backup, check the whole chain, read the indexes into plans (all before anything is written), then
+either report what would change (dry run) or rebuild each tree (staging + swap, or into a target).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..edges.gpg import Gpg
+from ..errors import IntegrityError, UsageError
+from . import reader
+from .catalog import Catalog, Manifest
+from .restore_plan import (REDIS, Candidate, ComponentPlan, destinations, plan_component, select_backup,
+                           want_from_index)
+from .restorer import Reporter, TreeResult, preview, restore_by_swap, restore_into
+from .streams import CHUNK
+
+SYSTEM = "system"
+"""The component holding backup.extra_paths (root /): restored in place, never swapped, only when named."""
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    backup: str | None = None
+    """A backup id or "latest" (default)."""
+    at: datetime | None = None
+    components: tuple[str, ...] = ()
+    """Empty: every file component of the backup except `system`."""
+    target: Path | None = None
+    delete: bool = False
+    dry_run: bool = False
+    aside: str = "pre-restore"
+    """Suffix of the previous live tree kept by a swap (recovery of the configuration uses "broken")."""
+    prefer_verified: bool = False
+    need_redis: bool = False
+
+
+@dataclass
+class RestoreEnv:
+    catalog: Catalog
+    gpg: Gpg
+    reporter: Reporter
+    stamp: str
+    live: dict[str, Path] = field(default_factory=dict)
+    """Component -> live path (configured). Missing ones fall back to the root recorded in the index."""
+    verified: Callable[[str], bool | None] = lambda backup_id: None
+    allow_symlinks_outside: bool = False
+
+
+@dataclass
+class Prepared:
+    manifest: Manifest
+    chain: list[Manifest]
+    plans: dict[str, ComponentPlan]
+    roots: dict[str, Path]
+    """Component -> the root recorded in its index (where it was backed up from)."""
+    redis: bool
+    notes: list[str]
+
+
+@dataclass
+class RestoreReport:
+    backup_id: str
+    chain: list[str]
+    dry_run: bool
+    trees: list[TreeResult] = field(default_factory=list)
+    previews: list[dict[str, Any]] = field(default_factory=list)
+    redis_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def files(self) -> int:
+        return sum(t.files for t in self.trees)
+
+    @property
+    def bytes(self) -> int:
+        return sum(t.bytes for t in self.trees)
+
+    def as_data(self) -> dict[str, Any]:
+        return {"backup": self.backup_id, "chain": self.chain, "dry_run": self.dry_run,
+                "components": [t.as_dict() for t in self.trees] or self.previews,
+                "redis": str(self.redis_path) if self.redis_path else None, "files": self.files,
+                "bytes": self.bytes, "seconds": round(self.seconds, 3), "notes": self.notes}
+
+    def lines(self) -> list[str]:
+        out = [f"backup {self.backup_id} (chain of {len(self.chain)})", *self.notes]
+        for item in self.previews:
+            verb = "swap into" if item["swap"] else "write into"
+            out.append(f"{item['component']}: would {verb} {item['path']}: {item['added']} added, "
+                       f"{item['changed']} changed, {item['removed']} removed")
+            for kind in ("added", "changed", "removed"):
+                out.extend(f"  {kind[0].upper()} {path}" for path in item["paths"][kind])
+        for tree in self.trees:
+            line = f"{tree.component}: {tree.files} files, {tree.bytes} bytes into {tree.path}"
+            if tree.kept:
+                line += f" (previous tree kept as {tree.kept.name})"
+            if tree.removed:
+                line += f", {tree.removed} removed"
+            out.append(line)
+        if self.redis_path:
+            out.append(f"redis: snapshot written to {self.redis_path}")
+        return out
+
+
+# -- choosing -----------------------------------------------------------------------------------------------------
+def candidates(catalog: Catalog, verified: Callable[[str], bool | None]) -> list[Candidate]:
+    return [Candidate(m.id, m.created, m.outcome, has_redis=bool(m.redis) and m.redis_name() in m.objects,
+                      verified=verified(m.id)) for m in catalog.list()]
+
+
+def choose(env: RestoreEnv, request: RestoreRequest) -> tuple[Manifest, list[Manifest], list[str]]:
+    """The backup and its chain (IntegrityError naming a missing member)."""
+    chosen, notes = select_backup(candidates(env.catalog, env.verified), backup=request.backup, at=request.at,
+                                  need_redis=request.need_redis, prefer_verified=request.prefer_verified)
+    manifest = env.catalog.get(chosen.id)
+    return manifest, env.catalog.chain(manifest.id), notes
+
+
+def components_of(manifest: Manifest, wanted: tuple[str, ...]) -> tuple[list[str], bool]:
+    """(file components, redis?) a request names; UsageError for a name the backup does not have."""
+    available = list(manifest.components)
+    if not wanted:
+        return [c for c in available if c != SYSTEM], False
+    unknown = [c for c in wanted if c not in available and c != REDIS]
+    if unknown:
+        have = ", ".join(available + ([REDIS] if manifest.redis else []))
+        raise UsageError(f"backup {manifest.id} has no component {', '.join(unknown)} (it has: {have})")
+    if REDIS in wanted and not (manifest.redis and manifest.redis_name() in manifest.objects):
+        raise IntegrityError(f"backup {manifest.id} holds no Redis snapshot (outcome {manifest.outcome})")
+    return [c for c in dict.fromkeys(wanted) if c != REDIS], REDIS in wanted
+
+
+# -- checking and planning (nothing written yet) --------------------------------------------------------------------
+def prepare(env: RestoreEnv, manifest: Manifest, chain: list[Manifest], components: list[str], redis: bool,
+            notes: list[str]) -> Prepared:
+    check_chain(env, manifest, chain, components, redis)
+    plans: dict[str, ComponentPlan] = {}
+    roots: dict[str, Path] = {}
+    ids = [m.id for m in chain]
+    for component in components:
+        env.reporter.check_cancelled()
+        env.reporter.progress(phase=f"index {component}")
+        with reader.open_index(env.catalog, env.gpg, manifest.id, component, manifest) as (header, entries):
+            roots[component] = Path(str(header.get("root") or "/"))
+            plans[component] = plan_component(component, _wants(entries), ids,
+                                              allow_symlinks_outside=env.allow_symlinks_outside)
+        for source in plans[component].sources:
+            holder = next(m for m in chain if m.id == source)
+            if holder.archive_name(component) not in holder.objects:
+                raise IntegrityError(f"{component}: backup {source} holds files of this restore but has no "
+                                     f"archive {holder.archive_name(component)}")
+        for line in plans[component].skipped:
+            env.reporter.warn(line)
+    return Prepared(manifest, chain, plans, roots, redis, notes)
+
+
+def _wants(entries: Iterator[Any]) -> Iterator[Any]:
+    for e in entries:
+        yield want_from_index(e.path, e.type, mode=e.mode, uid=e.uid, gid=e.gid, mtime_ns=e.mtime_ns, size=e.size,
+                              sha256=e.hash, link=e.link, source=e.in_, unsure=e.warn)
+
+
+def check_chain(env: RestoreEnv, manifest: Manifest, chain: list[Manifest], components: list[str],
+                redis: bool) -> None:
+    """Size and sha256 of every object the restore may read, in every backup of the chain: a missing or damaged
+    one stops the restore here, before anything is written, naming backup and object."""
+    names: list[tuple[Manifest, str]] = []
+    for member in chain:
+        for component in components:
+            if member.archive_name(component) in member.objects:
+                names.append((member, member.archive_name(component)))
+    for component in components:
+        names.append((manifest, manifest.index_name(component)))
+    if redis:
+        names.append((manifest, manifest.redis_name()))
+    total = sum(m.objects.get(n, {}).get("size", 0) for m, n in names)
+    done = 0
+    for member, name in names:
+        env.reporter.check_cancelled()
+        env.reporter.progress(phase="check chain", done_bytes=done, total_bytes=total, message=f"{member.id} {name}")
+        reader.check_object(env.catalog, member.id, name, member)
+        done += member.objects[name]["size"]
+
+
+# -- acting ---------------------------------------------------------------------------------------------------------
+def execute(env: RestoreEnv, prepared: Prepared, request: RestoreRequest) -> RestoreReport:
+    started = time.monotonic()
+    manifest, chain = prepared.manifest, prepared.chain
+    report = RestoreReport(manifest.id, [m.id for m in chain], request.dry_run, notes=list(prepared.notes))
+    names = list(prepared.plans) + ([REDIS] if prepared.redis else [])
+    live = {**prepared.roots, **env.live}
+    if request.target is None and prepared.redis:
+        raise UsageError("restoring Redis in place needs the service stopped: use `recover data`, or give "
+                         "--target DIR to write the snapshot file there")
+    where = destinations(names, live, request.target)
+    ids = [m.id for m in chain]
+    for component, plan in prepared.plans.items():
+        dest = where[component]
+        swap = request.target is None and component != SYSTEM
+        if request.dry_run:
+            report.previews.append(preview(plan, dest, swap=swap))
+            continue
+        env.reporter.check_cancelled()
+        opener = _archive_opener(env, chain, component)
+        if swap:
+            tree = restore_by_swap(plan, ids, opener, dest, stamp=env.stamp, reporter=env.reporter,
+                                   aside=request.aside, allow_symlinks_outside=env.allow_symlinks_outside)
+        else:
+            tree = restore_into(plan, ids, opener, dest, delete=request.delete and component != SYSTEM,
+                                reporter=env.reporter, allow_symlinks_outside=env.allow_symlinks_outside)
+        report.trees.append(tree)
+    if prepared.redis and not request.dry_run:
+        rdb_dir = where[REDIS]
+        rdb_dir.mkdir(parents=True, exist_ok=True)
+        report.redis_path = rdb_dir / "dump.rdb"
+        write_rdb(env, manifest, report.redis_path)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _archive_opener(env: RestoreEnv, chain: list[Manifest], component: str) -> Callable[[str], Any]:
+    by_id = {m.id: m for m in chain}
+
+    def open_archive(backup_id: str) -> Any:
+        holder = by_id[backup_id]
+        return reader.open_object(env.catalog, env.gpg, backup_id, holder.archive_name(component), holder)
+
+    return open_archive
+
+
+def write_rdb(env: RestoreEnv, manifest: Manifest, path: Path) -> int:
+    """Decrypt the backup's RDB into ``path`` via a temporary name (fsync, rename). Returns the size."""
+    tmp = path.with_name(f".{path.name}.restoring")
+    try:
+        size = copy_rdb(env.catalog, env.gpg, manifest, tmp)
+        os.rename(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return size
+
+
+def copy_rdb(catalog: Catalog, gpg: Gpg, manifest: Manifest, dest: Path) -> int:
+    """Decrypt the backup's RDB into the new file ``dest`` and fsync it; size and sha256 are checked against the
+    manifest (IntegrityError). Returns the size."""
+    expected = manifest.redis or {}
+    digest = hashlib.sha256()
+    size = 0
+    with reader.open_object(catalog, gpg, manifest.id, manifest.redis_name(), manifest) as stream, \
+            open(dest, "xb") as out:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    if "rdb_size" in expected and size != int(expected["rdb_size"]):
+        raise IntegrityError(f"backup {manifest.id}: RDB is {size} bytes, the manifest says {expected['rdb_size']}")
+    if expected.get("rdb_sha256") and digest.hexdigest() != expected["rdb_sha256"]:
+        raise IntegrityError(f"backup {manifest.id}: RDB sha256 does not match the manifest")
+    return size
+
+
+def restore(env: RestoreEnv, request: RestoreRequest) -> RestoreReport:
+    """Choose, check, plan, then act (or preview)."""
+    manifest, chain, notes = choose(env, request)
+    components, redis = components_of(manifest, request.components)
+    prepared = prepare(env, manifest, chain, components, redis, notes)
+    return execute(env, prepared, request)
