@@ -29,7 +29,9 @@ class Retention(Section):
 
 
 RSYNC_DESTINATION = re.compile(
-    r"^(?:(?P<host>(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):)?(?P<path>/(?!/).*)$")
+    r"^(?:(?P<host>(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?"  # optional user, never starting with "-"
+    r"(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])):)?"  # host name or [IPv6]
+    r"(?P<path>/(?!/).*)$")  # absolute path ("//" would be rsync://-like)
 """An rsync tier's path: ``user@host:/absolute/path`` (over SSH) or ``/absolute/path`` (local, no SSH)."""
 
 

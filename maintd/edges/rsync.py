@@ -82,7 +82,11 @@ def build_remote_argv(dest: Destination, argv: Sequence[str]) -> tuple[str, ...]
     argv = tuple(str(a) for a in argv)
     if not dest.host:
         return argv
-    return ssh_argv(dest) + ("--", dest.host, shlex.join(argv))
+    host = dest.host
+    if "[" in host:  # rsync wants [v6]:path, ssh the bare address
+        user, _, address = host.rpartition("@")
+        host = (f"{user}@" if user else "") + address.strip("[]")
+    return ssh_argv(dest) + ("--", host, shlex.join(argv))
 
 
 def parse_sha256sum(output: str) -> dict[str, str]:

@@ -19,7 +19,9 @@ def test_destination_parses_remote_and_local_forms() -> None:
     assert remote == Destination("backup@nas.example.org", PurePosixPath("/srv/maintd"), Path("/etc/maintd/nas.key"))
     assert remote.spec(".incomplete", "X") == "backup@nas.example.org:/srv/maintd/.incomplete/X"
     assert parse_destination("/mnt/copy").host is None
-    assert parse_destination("[2001:db8::1]:/srv").host == "[2001:db8::1]"
+    v6 = parse_destination("bk@[2001:db8::1]:/srv")
+    assert v6.spec("x") == "bk@[2001:db8::1]:/srv/x"  # rsync's form
+    assert build_remote_argv(v6, ["true"])[-2:] == ("bk@2001:db8::1", "true")  # ssh's form
 
 
 @pytest.mark.parametrize("bad", ["relative/path", "host:relative", "rsync://host/module", "-oProxyCommand=x:/p",
