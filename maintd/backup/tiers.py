@@ -4,7 +4,7 @@
   its chain a tier lacks (or holds damaged) to every tier, verify, record ``tier.<tier>.<id>`` in state. A failing
   tier is a warning on the run, never a failure of the local backup.
 - ``verify_copies(ctx, tiers=None)``: re-read every committed copy on the tiers, record what it finds.
-- ``prune_tiers(ctx, policy, dry_run)``: apply the retention policy to what each tier holds.
+- ``prune_tiers(ctx, dry_run=, local_ids=)``: apply the retention policy to what each tier holds.
 - ``status(settings, state, now)`` / ``stale_tiers(...)``: newest verified copy per place against its RPO.
 """
 
@@ -72,8 +72,7 @@ def _replicate_to(ctx: "JobContext", catalog: Catalog, tier: Tier, manifest: Man
     try:
         chain = catalog.chain(manifest.id)
         present = store.present()
-        damaged = {i for i in present if (ctx.state.get(state_key(tier.name, i)) or {}).get("ok") is False}
-        todo = [m for m in chain if m.id not in present or m.id in damaged]
+        todo = [m for m in chain if m.id not in present or not _copy_ok(ctx, store, tier, m)]
         store.cleanup(keep=frozenset(m.id for m in todo))
         total = sum(m.size + catalog.object_path(m.id, MANIFEST).stat().st_size for m in todo)
         done = 0
@@ -100,6 +99,17 @@ def _replicate_to(ctx: "JobContext", catalog: Catalog, tier: Tier, manifest: Man
         ctx.warn(f"tier {tier.name}: {current} not copied: {message}")
         return {"tier": tier.name, "ok": False, "copied": copied, "error": message}
     return {"tier": tier.name, "ok": True, "copied": copied, "error": None}
+
+
+def _copy_ok(ctx: "JobContext", store: Store, tier: Tier, member: Manifest) -> bool:
+    """Whether a copy the tier holds can be trusted: recorded as verified, or (no record: a crash between the
+    commit and the record, or a state.db lost) read back now and recorded."""
+    record = ctx.state.get(state_key(tier.name, member.id))
+    if isinstance(record, dict) and isinstance(record.get("ok"), bool):
+        return record["ok"]
+    problems = store.check(member, check=ctx.check_cancelled)
+    _record(ctx.state, tier.name, member.id, ctx.now(), not problems, "; ".join(problems) or None)
+    return not problems
 
 
 # -- verify copies -------------------------------------------------------------------------------------------------

@@ -164,3 +164,18 @@ def test_a_partial_or_damaged_local_backup_is_not_the_newest_good_one(env) -> No
 def _sha(data: bytes) -> str:
     import hashlib
     return hashlib.sha256(data).hexdigest()
+
+
+def test_a_copy_without_a_record_is_read_back_before_it_is_trusted(env, nas: Path) -> None:
+    settings, state, store = env
+    full = store.add(NOW - timedelta(hours=2), "full")
+    tiers.replicate(make_ctx(settings, state, NOW), full)
+    state.delete(f"tier.nas.{full.id}")  # killed between the rename and the record, or a new state.db
+    inc = store.add(NOW - timedelta(hours=1), "incremental")
+    result = tiers.replicate(make_ctx(settings, state, NOW), inc)
+    assert result[0]["copied"] == [inc.id]  # the full was checked, found intact, not copied again
+    assert state.get(f"tier.nas.{full.id}")["ok"] is True
+    state.delete(f"tier.nas.{full.id}")
+    (nas / full.id / "data.index.zst.gpg").write_bytes(b"x")
+    result = tiers.replicate(make_ctx(settings, state, NOW), store.add(NOW, "incremental"))
+    assert result[0]["copied"][0] == full.id  # found damaged: copied again
