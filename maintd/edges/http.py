@@ -37,10 +37,18 @@ class Reply:
 
 
 def shown_url(url: str, secret: bool = False) -> str:
-    """The URL as it may appear in a message or log."""
+    """The URL as it may appear in a message or log: a password in it is always hidden; a secret URL shows only
+    scheme://host[:port]."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parses the port: raises ValueError when it is not a number
+    except ValueError:
+        return "(unparsable URL)" if secret else url
     if not secret:
-        return url
-    parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.netloc.rsplit("@", 1)
+        return parts._replace(netloc=f"{parts.username or ''}:***@{user[-1]}").geturl()
     host = parts.hostname or "?"
     return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}/***"
 

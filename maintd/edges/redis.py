@@ -47,7 +47,10 @@ class Snapshot:
 
 def safe_url(url: str) -> str:
     """The URL as it may be logged: any password part replaced by ***."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("@", 1)[-1] if "@" in url else url
     if parts.password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)

@@ -97,3 +97,11 @@ def test_invalid_and_unsupported_urls_are_unavailable() -> None:
         http_edge.get_json("ftp://example.invalid/x", timeout=1)
     with pytest.raises(UnavailableError):
         http_edge.get_json("http://[::1/x", timeout=1)
+
+
+def test_a_password_in_a_probe_url_is_hidden_in_errors() -> None:
+    port = free_port()
+    with pytest.raises(UnavailableError) as caught:
+        http_edge.get_json(f"http://monitor:hunter2@127.0.0.1:{port}/health", timeout=2)
+    assert "hunter2" not in str(caught.value)
+    assert f"http://monitor:***@127.0.0.1:{port}/health" in str(caught.value)
