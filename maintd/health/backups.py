@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..backup.ids import parse_id
-from .result import DEGRADED, FAILED, OK, human_age, worst  # noqa: F401
+from .result import DEGRADED, FAILED, OK, human_age, worst
 
 if TYPE_CHECKING:
     from ..config import Settings
