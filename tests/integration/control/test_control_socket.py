@@ -99,22 +99,22 @@ def test_non_admin_is_denied_and_a_reader_may_only_read(daemons: DaemonFactory, 
     assert daemon.call("history") == []  # the refused run never started
 
 
-def test_socket_modes_and_group(daemons: DaemonFactory) -> None:
-    daemons.start({"control": {"admin_group": "backup"}})
+def test_socket_mode_group_and_audit_log_of_mutating_requests(daemons: DaemonFactory) -> None:
+    daemon = daemons.start({"control": {"admin_group": "backup"}, "jobs": {"health": {"schedule": "0 2 * * *"}}})
     info = daemons.socket.stat()
     assert stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o660
     assert info.st_gid == grp.getgrnam("backup").gr_gid
     directory = daemons.socket.parent.stat()
     assert stat.S_IMODE(directory.st_mode) == 0o750 and directory.st_gid == info.st_gid
 
-
-def test_mutating_requests_are_audit_logged_with_the_peer(daemons: DaemonFactory) -> None:
-    daemon = daemons.start({"jobs": {"health": {"schedule": "0 2 * * *"}}})
     assert daemon.ctl("pause", "health").returncode == 0
-    audit = [e for e in daemon.events("control.request") if e.get("op") == "pause"]
-    assert len(audit) == 1
-    assert audit[0]["peer_uid"] == os.getuid() and audit[0]["peer_pid"] > 0
-    assert audit[0]["args"] == {"job": "health"}
+    daemon.call("status")
+    audit = daemon.events("control.request")
+    pauses = [e for e in audit if e.get("op") == "pause"]
+    assert len(pauses) == 1 and pauses[0]["level"] == "info"
+    assert pauses[0]["peer_uid"] == os.getuid() and pauses[0]["peer_pid"] > 0
+    assert pauses[0]["args"] == {"job": "health"}
+    assert all(e["level"] == "debug" for e in audit if e.get("op") in ("status", "ping"))
 
 
 def test_a_second_daemon_on_a_live_socket_refuses_to_start(daemons: DaemonFactory) -> None:
