@@ -8,14 +8,14 @@ after a link exists), then ``--delete`` removals, then directory metadata deepes
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
 import errno
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, ContextManager, Iterator, Protocol
+from typing import Any, BinaryIO, Callable, ContextManager, Protocol
 
 from ..errors import IntegrityError, StorageError
 from .extract import Meta, SafeTree, remove_leftover_temps, show
@@ -219,7 +219,7 @@ def restore_by_swap(plan: ComponentPlan, chain: list[str], open_archive: OpenArc
                        result=result)
             if plan.root_meta is None:
                 _copy_root_meta(live, tree)
-        os.sync()  # the new tree is on disk before it goes live (one call instead of an fsync per file)
+        sync_filesystem(staging)  # the new tree is on disk before it goes live (instead of an fsync per file)
         if os.path.lexists(live):
             _rename(live, kept, live)
             result.kept = kept
@@ -277,6 +277,27 @@ def _rename(source: Path, dest: Path, live: Path) -> None:
         raise StorageError(f"cannot rename {source} to {dest}: {err.strerror}") from err
 
 
+def sync_filesystem(path: Path) -> None:
+    """syncfs(2) on the filesystem holding ``path`` (os.sync() where libc lacks it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _LIBC is None or _LIBC.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _load_libc() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc if hasattr(libc, "syncfs") else None
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -284,10 +305,3 @@ def _fsync_dir(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-@contextlib.contextmanager
-def _closing(stream: BinaryIO) -> Iterator[BinaryIO]:
-    try:
-        yield stream
-    finally:
-        stream.close()

@@ -1,0 +1,155 @@
+"""The restore drill: prove that the newest backup really restores.
+
+Restores the newest chain (every component, every file's hash checked) into a scratch dir on the backup store's
+filesystem (recovery.scratch_dir, default backup_root/.drill), loads the backup's RDB into a throwaway
+redis-server on a free local port and compares the key counts with the manifest, records the measured time as
+the data-loss RTO in state (kv ``drill.last``: time, ok, backup, rto_s, objective_s, met, files, bytes, keys,
+error) and always removes the scratch copy and the throwaway Redis. Anything that does not match fails the job
+(and the health job reports the failed drill).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..backup.catalog import Catalog
+from ..backup.restore_plan import stamp
+from ..backup.restore_run import RestoreEnv, RestoreRequest, choose, components_of, execute, prepare, write_rdb
+from ..config import Redis as RedisSettings
+from ..edges import process
+from ..edges import redis as redis_edge
+from ..errors import Cancelled, IntegrityError, MaintdError, UnavailableError
+from ..recovery.redis_restore import key_problems
+from ..recovery.rto import human, verdict
+from .base import JobContext, JobResult, JobSpec
+from .restore import as_backup, as_bool, check_keys, open_key
+
+STATE_KEY = "drill.last"
+POLL_S = 0.05
+
+
+def parse_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    check_keys(args, {"backup", "dry_run"}, "drill")
+    return {"backup": as_backup(args.get("backup")), "dry_run": as_bool(args.get("dry_run", False), "dry_run")}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_argv(binary: str, port: int, directory: Path) -> list[str]:
+    """A throwaway Redis: local only, never saving, loading ``directory/dump.rdb``."""
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--dbfilename",
+            "dump.rdb", "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
+            "--logfile", str(directory / "redis.log")]
+
+
+class ThrowawayRedis:
+    """A redis-server child loading a snapshot; ``keyspace()`` once it answers; ``stop()`` always."""
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.proc = process.spawn(redis_argv(binary, self.port, directory), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)  # it logs to its logfile
+        self.settings = RedisSettings(url=f"redis://127.0.0.1:{self.port}/0", unit="", timeout=2.0)
+
+    def keyspace(self, timeout: float, cancel: Any) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        with redis_edge.connect(self.settings) as client:
+            while True:
+                if self.proc.poll() is not None:
+                    raise IntegrityError(f"redis-server could not load the backup's RDB (exit {self.proc.returncode})",
+                                         detail=self._log_tail())
+                try:
+                    client.ping()
+                    return client.keyspace()
+                except UnavailableError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise UnavailableError(f"the drill's redis-server did not load the RDB within {timeout:g}s",
+                                           detail=self._log_tail())
+                if cancel.wait(POLL_S):
+                    raise Cancelled("drill cancelled while Redis was loading")
+
+    def _log_tail(self) -> str:
+        try:
+            lines = (self.directory / "redis.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(line for line in lines[-6:] if "WARNING" not in line)
+
+    def stop(self) -> None:
+        process.terminate(self.proc)
+
+
+def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
+    settings = ctx.settings
+    objective = settings.recovery.objectives.data
+    scratch = (settings.recovery.scratch_dir or settings.paths.backup_root / ".drill") / stamp(ctx.now())
+    record: dict[str, Any] = {"time": ctx.now().isoformat(), "ok": False, "backup": None, "objective_s": objective}
+    redis: ThrowawayRedis | None = None
+    started = time.monotonic()
+    try:
+        ctx.step("key")
+        gpg = open_key(settings)
+        env = RestoreEnv(catalog=Catalog.from_settings(settings), gpg=gpg, reporter=ctx, stamp=stamp(ctx.now()),
+                         allow_symlinks_outside=settings.recovery.allow_symlinks_outside)
+        manifest, chain, notes = choose(env, RestoreRequest(backup=args.get("backup")))
+        record["backup"] = manifest.id
+        components, _ = components_of(manifest, tuple(manifest.components))
+        has_redis = bool(manifest.redis) and manifest.redis_name() in manifest.objects
+        if ctx.dry_run or args.get("dry_run"):
+            return JobResult(f"dry run: the drill would restore {manifest.id} ({', '.join(components)}"
+                             f"{' and Redis' if has_redis else ''}) into {scratch.parent}",
+                             data={"backup": manifest.id, "scratch": str(scratch), "dry_run": True})
+        ctx.step("check chain", backup=manifest.id, chain=[m.id for m in chain])
+        prepared = prepare(env, manifest, chain, components, False, notes)
+        ctx.step("restore files", components=components)
+        env.live = {c: scratch / "files" / c for c in components}
+        scratch.mkdir(parents=True)
+        report = execute(env, prepared, RestoreRequest(backup=manifest.id))
+        record.update(files=report.files, bytes=report.bytes)
+        if has_redis:
+            ctx.step("load redis")
+            (scratch / "redis").mkdir()
+            write_rdb(env, manifest, scratch / "redis" / "dump.rdb")
+            redis = ThrowawayRedis(settings.recovery.redis_server, scratch / "redis")
+            found = redis.keyspace(settings.recovery.drill_timeout, ctx.cancel_event)
+            expected = dict((manifest.redis or {}).get("keys", {}))
+            record["keys"] = {"expected": expected, "found": found}
+            problems = key_problems(expected, found, settings.recovery.key_count_tolerance)
+            if problems:
+                raise IntegrityError("the drill's Redis key counts do not match the backup: " + "; ".join(problems))
+        else:
+            ctx.warn(f"backup {manifest.id} holds no Redis snapshot: the drill checked files only")
+        timing, _ = verdict("restored", time.monotonic() - started, objective)
+        record.update(ok=True, **timing)
+    except MaintdError as err:
+        record.update(ok=False, error=err.message, rto_s=None, met=False)
+        raise
+    finally:
+        if redis is not None:
+            redis.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not ctx.dry_run and not args.get("dry_run"):
+            ctx.state.put(STATE_KEY, record)
+    keys = f", {sum(record['keys']['found'].values())} keys" if "keys" in record else ""
+    _, timing = verdict("restored", record["rto_s"], objective)
+    line = f"drill passed on {record['backup']}: {record['files']} files, {record['bytes']} bytes{keys} {timing}"
+    if not record["met"]:
+        ctx.warn(f"the drill's restore took {record['rto_s']:.0f} s, over the data-loss objective of "
+                 f"{human(objective)}")
+    return JobResult(line, data={**record, "report": [line, *report.lines()]})
+
+
+JOB = JobSpec(name="drill", run=run, locks=("target",), parse_args=parse_args,
+              description="Restore the newest backup into a scratch dir, load its Redis snapshot into a throwaway "
+                          "server, check every hash and key count; records the measured data RTO")
