@@ -1,0 +1,168 @@
+"""The maintd benchmark: maintd's backup, incrementals, verify and restore side by side with today's pipeline,
+the streamed shell pipeline and restic, on the *mixed* and *small* datasets, in one run. Writes
+bench/results.json (raw samples) and bench/RESULTS.md.
+
+    bench/run [--runs 3] [--datasets mixed,small] [--suites baselines,restic,maintd] [--scale 1.0] [--keep]
+
+Use the `bench/run` wrapper: it installs restic from Debian when missing (as root) and picks the venv's Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import make_datasets  # noqa: E402
+import report  # noqa: E402
+import suites  # noqa: E402
+from measure import run, sync  # noqa: E402
+from pipelines import Keys, tool_version, tree_counts  # noqa: E402
+
+SUITES = ("baselines", "restic", "maintd")
+
+
+def machine_info(work: Path) -> dict[str, Any]:
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    ram = next((line.split()[1] for line in meminfo.splitlines() if line.startswith("MemTotal:")), "0")
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                 platform.processor() or "?")
+    try:
+        fs = run(["stat", "-f", "-c", "%T", str(work)], timeout=10).stdout.decode().strip()
+    except Exception:  # noqa: BLE001 - informative only
+        fs = "?"
+    tools = {
+        "tar": tool_version(["tar", "--version"]).replace("tar (GNU tar) ", "GNU "),
+        "gzip": tool_version(["gzip", "--version"]).replace("gzip ", ""),
+        "zstd": tool_version(["zstd", "--version"]).split(",")[0].replace("*** Zstandard CLI (64-bit) ", ""),
+        "gpg": tool_version(["gpg", "--version"]).replace("gpg (GnuPG) ", ""),
+        "restic": tool_version(["restic", "version"]).replace("restic ", "").split(" compiled")[0],
+        "sha256sum": tool_version(["sha256sum", "--version"]).split()[-1],
+    }
+    for module in ("zstandard", "gnupg"):
+        try:
+            tools[f"python-{module}"] = getattr(__import__(module), "__version__", "?")
+        except ImportError:
+            tools[f"python-{module}"] = "missing"
+    return {"cpu": model, "cpus": os.cpu_count(), "ram": f"{int(ram) / 2**20:.1f} GiB",
+            "kernel": platform.release(), "python": platform.python_version() + f" ({sys.executable})",
+            "filesystem": fs, "tools": tools}
+
+
+class LoadWatch:
+    """Samples the 1-minute load average every 10 s: other work on the machine moves the figures."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="loadavg")
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(10):
+                return
+
+    def summary(self) -> dict[str, float]:
+        if not self.samples:
+            return {}
+        ordered = sorted(self.samples)
+        return {"min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1]}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def prepare_work(work: Path, say) -> None:
+    """A clean work dir. Leftovers of an earlier run are removed now, then synced: the mass delete is the
+    first thing, so it is long past when the restores are timed."""
+    if work.exists():
+        say(f"removing the previous run's {work}")
+        shutil.rmtree(work)
+        sync()
+    work.mkdir(parents=True)
+
+
+def save(results: dict[str, Any], json_path: Path, md_path: Path) -> None:
+    json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    md_path.write_text(report.render(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=HERE / "data", help="where the datasets live (generated once)")
+    parser.add_argument("--work", type=Path, default=HERE / "work", help="backups and restores (emptied first)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (1 over 30 s, 5+ under 1 s)")
+    parser.add_argument("--datasets", default="mixed,small")
+    parser.add_argument("--suites", default=",".join(SUITES))
+    parser.add_argument("--scale", type=float, default=1.0, help="dataset size factor (quick trial runs)")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--json", type=Path, default=HERE / "results.json")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (backups, restores) afterwards")
+    args = parser.parse_args(argv)
+    datasets = [d for d in args.datasets.split(",") if d]
+    chosen = [s for s in args.suites.split(",") if s]
+    unknown = sorted(set(datasets) - set(make_datasets.NAMES)) + sorted(set(chosen) - set(SUITES))
+    if unknown:
+        parser.error(f"unknown dataset or suite: {', '.join(unknown)}")
+
+    def say(message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    started = time.monotonic()
+    work = args.work.resolve()
+    prepare_work(work, say)
+    results: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                               "runs": args.runs, "scale": args.scale, "suites": chosen,
+                               "machine": machine_info(work), "datasets": {}, "tasks": {}, "notes": []}
+    if args.scale != 1.0:
+        results["notes"].append(f"datasets scaled by {args.scale}: a trial run, not the reference figures")
+    keys = Keys.create()
+    load = LoadWatch()
+    try:
+        for name in datasets:
+            root = make_datasets.ensure(args.data.resolve(), name, scale=args.scale, say=say)
+            counts = tree_counts(root)
+            results["datasets"][name] = {"files": counts[0], "bytes": counts[1], "path": str(root)}
+            say(f"{name}: {counts[0]} files, {counts[1] / 1e6:.0f} MB")
+            out: dict[str, Any] = {}
+            ctx = suites.Context(name, root, counts, work, keys, args.runs, out, say)
+            suites.warm(ctx)
+            for suite in chosen:
+                say(f"{name}: {suite}")
+                {"baselines": suites.baselines, "restic": suites.restic, "maintd": suites.maintd}[suite](ctx)
+                results["tasks"][name] = {task: series.to_dict() for task, series in out.items()}
+                results["notes"].extend(n for n in ctx.notes if n not in results["notes"])
+                results["machine"]["load_1min"] = load.summary()
+                save(results, args.json, args.results)
+    finally:
+        load.stop()
+        keys.cleanup()
+        for name in datasets:
+            root = args.data.resolve() / name
+            if make_datasets.change_dir(root).exists():
+                make_datasets.revert_change(root)
+    results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["duration_s"] = round(time.monotonic() - started)
+    save(results, args.json, args.results)
+    say(f"wrote {args.results} and {args.json}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
