@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import EX_UNAVAILABLE
 from . import setup, svcctl
 
 UNIT_START_TIMEOUT_S = 15.0
@@ -29,6 +30,11 @@ def run_demo(root: Path, *, log_format: str | None = None) -> int:
         print("note: redis-server is not installed (or the set-up was written without it): the Redis parts "
               "(Redis probe, Redis in backups) are off. Install it (apt-get install redis-server) and use a new "
               "--root to include them.")
+    running = _running_daemon(lay)
+    if running is not None:
+        print(f"a maintd (pid {running}) already runs this demo; talk to it with:\n\n"
+              f"    {_maintctl()} --socket {lay.socket} status", file=sys.stderr)
+        return EX_UNAVAILABLE
     units = svcctl.Units(lay.units_file)
     names = [n for n in ("demo-redis", "demo-mcp", "demo-bridge") if n in units.units]
     try:
@@ -41,10 +47,21 @@ def run_demo(root: Path, *, log_format: str | None = None) -> int:
             _seed_redis(lay)
         _print_help(lay)
         return daemon.run(lay.config, log_format)
+    except KeyboardInterrupt:  # Ctrl-C before the daemon took over its signals
+        return 130
     finally:
         for name in reversed(names):
             units.stop(name)
         print("demo units stopped", file=sys.stderr)
+
+
+def _running_daemon(lay: setup.Layout) -> int | None:
+    """The pid of a daemon already answering on the demo's socket (its units must not be touched)."""
+    from ..ctl import Client, CtlError
+    try:
+        return int(Client(lay.socket, timeout=5).call("ping")["pid"])
+    except (CtlError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _port_open(port: int) -> bool:

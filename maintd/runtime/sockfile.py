@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, UnavailableError
+from ..errors import ConfigError, StorageError, UnavailableError
 
 MAX_PATH = 107  # sun_path is 108 bytes including the terminating NUL
 
@@ -42,19 +42,28 @@ def check_path(path: Path) -> None:
 def prepare_dir(directory: Path, gid: int, mode: int) -> None:
     """Create the socket directory; give it our mode and group unless it is a shared directory (sticky or
     world-writable, like /tmp), which we never change."""
-    directory.mkdir(parents=True, exist_ok=True, mode=mode)
-    info = directory.stat()
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=mode)
+        info = directory.stat()
+    except OSError as err:
+        raise StorageError(f"cannot create the control socket directory {directory}: {err.strerror}") from err
     if info.st_mode & (stat.S_ISVTX | stat.S_IWOTH):
         return
     if info.st_uid == os.geteuid():
         _chown_group(directory, gid)
-        os.chmod(directory, mode)
+        try:
+            os.chmod(directory, mode)
+        except OSError as err:
+            raise StorageError(f"cannot set the mode of {directory}: {err.strerror}") from err
 
 
 def acquire_instance_lock(path: Path) -> int:
     """An flock beside the socket, held for the daemon's life (released by the kernel when it dies)."""
     lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise StorageError(f"cannot open the instance lock {lock_path}: {err.strerror}") from err
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -83,7 +92,10 @@ def clear_stale(path: Path) -> bool:
         raise UnavailableError(f"another maintd is already listening on {path}")
     finally:
         probe.close()
-    path.unlink(missing_ok=True)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as err:
+        raise StorageError(f"cannot remove the stale socket {path}: {err.strerror}") from err
     return True
 
 
@@ -99,6 +111,10 @@ def bind(path: Path, gid: int, mode: int, backlog: int = 64) -> tuple[socket.soc
         _chown_group(temporary, gid)
         server.listen(backlog)
         os.rename(temporary, path)
+    except OSError as err:
+        server.close()
+        temporary.unlink(missing_ok=True)
+        raise UnavailableError(f"cannot create the control socket {path}: {err.strerror}") from err
     except BaseException:
         server.close()
         temporary.unlink(missing_ok=True)

@@ -53,3 +53,4 @@ def test_version_missing_config_and_usage(tmp_path: Path) -> None:
     missing = maintd("check-config", "--config", str(tmp_path / "none.toml"))
     assert missing.returncode == 78 and "not found" in missing.stderr
     assert maintd("frobnicate").returncode == 64
+    assert maintd("restore", "--help").returncode == 0  # the offline restore is wired in

@@ -45,6 +45,12 @@ def test_demo_starts_and_its_jobs_do_real_work(tmp_path: Path) -> None:
         cleanup = maintctl("--socket", str(sock), "run", "cleanup")
         assert cleanup.returncode == 0 and "removed 4 file(s)" in cleanup.stdout
         assert not any((root / "app" / "tmp").iterdir())
+
+        second = subprocess.run([sys.executable, "-m", "maintd", "demo", "--root", str(root)], capture_output=True,
+                                text=True, timeout=60, env=child_env(), stdin=subprocess.DEVNULL)
+        assert second.returncode == 69 and "already runs this demo" in second.stderr
+        units = svcctl.Units(root / "units.json")
+        assert all(units.pid(name) for name in ("demo-mcp", "demo-bridge", "demo-redis"))  # left running
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # what Ctrl-C does
