@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..edges.gpg import Gpg
-from ..errors import IntegrityError, UsageError
+from ..errors import GpgError, IntegrityError, UsageError
 from . import reader
 from .catalog import Catalog, Manifest
 from .restore_plan import (REDIS, Candidate, ComponentPlan, destinations, plan_component, select_backup,
@@ -108,6 +108,16 @@ class RestoreReport:
         if self.redis_path:
             out.append(f"redis: snapshot written to {self.redis_path}")
         return out
+
+
+def open_key(settings: Any) -> Gpg:
+    """The configured key, read into memory now (a canary round trip), before anything is touched: a restore
+    may replace the very directory the passphrase file lives in."""
+    gpg = Gpg.from_settings(settings)
+    if not gpg.self_test():
+        raise GpgError("this host holds no secret key for backup.recipients: it cannot decrypt backups "
+                       "(import the secret key into state_dir/gnupg)")
+    return gpg
 
 
 # -- choosing -----------------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from typing import Any, Mapping
 
 from ..backup.catalog import Catalog
 from ..backup.restore_plan import stamp
-from ..backup.restore_run import RestoreEnv, RestoreRequest, choose, components_of, execute, prepare, write_rdb
+from ..backup.restore_run import (RestoreEnv, RestoreRequest, choose, components_of, execute, open_key, prepare,
+                                  write_rdb)
 from ..config import Redis as RedisSettings
 from ..edges import process
 from ..edges import redis as redis_edge
@@ -27,7 +28,7 @@ from ..errors import Cancelled, IntegrityError, MaintdError, UnavailableError
 from ..recovery.redis_restore import key_problems
 from ..recovery.rto import human, verdict
 from .base import JobContext, JobResult, JobSpec
-from .restore import as_backup, as_bool, check_keys, open_key
+from .restore import as_backup, as_bool, check_keys
 
 STATE_KEY = "drill.last"
 POLL_S = 0.05

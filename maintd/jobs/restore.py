@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 from ..backup.catalog import Catalog
 from ..backup.restore_plan import parse_at, stamp
-from ..backup.restore_run import RestoreEnv, RestoreReport, RestoreRequest, restore
+from ..backup.restore_run import RestoreEnv, RestoreReport, RestoreRequest, open_key, restore
 from ..edges.gpg import Gpg
-from ..errors import GpgError, UsageError
+from ..errors import UsageError
 from .base import JobContext, JobResult, JobSpec
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -80,16 +80,6 @@ def request_of(args: Mapping[str, Any], dry_run: bool) -> RestoreRequest:
                           components=tuple(args.get("components") or ()),
                           target=Path(args["target"]) if args.get("target") else None,
                           delete=bool(args.get("delete")), dry_run=dry_run)
-
-
-def open_key(settings: Any) -> Gpg:
-    """The configured key, read into memory now (a canary round trip), before anything is touched: a restore
-    may replace the very directory the passphrase file lives in."""
-    gpg = Gpg.from_settings(settings)
-    if not gpg.self_test():
-        raise GpgError("this host holds no secret key for backup.recipients: it cannot decrypt backups "
-                       "(import the secret key into state_dir/gnupg)")
-    return gpg
 
 
 def env_for(ctx: JobContext, gpg: Gpg) -> RestoreEnv:

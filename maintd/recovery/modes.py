@@ -1,0 +1,163 @@
+"""The four recovery scenarios of the runbook, each a staged procedure measured against its objective.
+
+- service:       stop the units (reverse order), make sure Redis runs, start them in order, wait for health.
+- configuration: restore the config component from the newest verified backup (the current tree kept as
+                 ``<dir>.broken.<time>``), restart the units, health and function test.
+- data:          restore the data component and Redis, restart the units, health and function test.
+- full:          stop everything, restore application, configuration, data (and `system` when the backup holds
+                 it, in place) and Redis from the newest verified chain, start in order, verify.
+
+The key is read into memory before anything is touched; the backup, its whole chain and every index are checked
+before the first unit is stopped. A failure after units were stopped starts them again (best effort).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..backup.catalog import Catalog
+from ..backup.restore_plan import stamp
+from ..backup.restore_run import (SYSTEM, Prepared, RestoreEnv, RestoreRequest, choose, execute, open_key, prepare)
+from ..backup.restorer import preview
+from ..jobs.base import JobResult
+from ..model import Outcome
+from .rto import verdict
+from .steps import Run, ensure_redis, redis_layout, restart_stopped, restore_redis, start_units, stop_units, verify
+
+if TYPE_CHECKING:
+    from ..jobs.base import JobContext
+
+MODES = ("service", "configuration", "data", "full")
+WHAT = {"service": "recovered the service", "configuration": "recovered the configuration",
+        "data": "recovered data", "full": "recovered the full system"}
+
+
+@dataclass(frozen=True)
+class ModePlan:
+    mode: str
+    components: tuple[str, ...]
+    redis: bool
+    aside: str
+    objective_s: float
+    steps: tuple[str, ...]
+
+
+def plan_mode(mode: str, settings: Any) -> ModePlan:
+    """What a mode does with these settings (pure: the dry run prints it, the run follows it)."""
+    target, units = settings.target, list(settings.services.units)
+    redis = bool(settings.backup.redis) and mode in ("data", "full")
+    components = {"service": (), "configuration": (target.config_component,), "data": (target.data_component,),
+                  "full": (target.application_component, target.config_component, target.data_component)}[mode]
+    steps = [f"stop {u}" for u in reversed(units)]
+    if mode == "service":
+        steps.append(f"make sure {settings.redis.unit or 'Redis'} runs")
+    steps += [f"restore {c} (swap; the current tree kept as {c}.{_aside(mode)}.<time>)" for c in components]
+    if mode == "full":
+        steps.append("restore system paths in place (when the backup holds them)")
+    if redis:
+        steps.append(f"stop {settings.redis.unit}, keep its RDB/AOF aside, place the backup's RDB, start it, "
+                     "compare key counts")
+    steps += [f"start {u}" for u in units] + ["wait for the health checks", "function test"]
+    objective = getattr(settings.recovery.objectives, mode)
+    return ModePlan(mode, tuple(dict.fromkeys(components)), redis, _aside(mode), objective, tuple(steps))
+
+
+def _aside(mode: str) -> str:
+    return "broken" if mode == "configuration" else "pre-restore"
+
+
+def recover(ctx: "JobContext", mode: str, backup: str | None, dry_run: bool) -> JobResult:
+    run = Run(ctx, mode)
+    plan = plan_mode(mode, ctx.settings)
+    env = prepared = layout = None
+    if plan.components or plan.redis:
+        run.step("key", "read the backup key into memory")
+        env = _env(ctx)
+        manifest, chain, notes = choose(env, RestoreRequest(backup=backup, prefer_verified=backup is None,
+                                                            need_redis=plan.redis))
+        components = list(plan.components)
+        if mode == "full" and SYSTEM in manifest.components:
+            components.append(SYSTEM)
+        run.step("check backup", f"check backup {manifest.id} and its chain ({len(chain)})", backup=manifest.id)
+        for note in notes:
+            run.note(note)
+        prepared = prepare(env, manifest, chain, components, plan.redis, notes)
+        if plan.redis:
+            layout = redis_layout(run)
+            run.note(f"redis reads {layout.rdb}" + (" with append-only on" if layout.appendonly else ""))
+    if dry_run:
+        return _dry(run, plan, prepared, env)
+    try:
+        stop_units(run)
+        if mode == "service":
+            ensure_redis(run)
+        redis_found = None
+        if prepared is not None and env is not None:
+            _restore_trees(run, env, prepared, plan)
+            if plan.redis and layout is not None:
+                redis_found = restore_redis(run, env, prepared.manifest, layout)
+        if mode == "full" and not plan.redis:
+            ensure_redis(run)
+        start_units(run)
+    except BaseException:
+        restart_stopped(run)
+        raise
+    checked = verify(run)
+    return _result(run, plan, prepared, checked, redis_found)
+
+
+def _env(ctx: "JobContext") -> RestoreEnv:
+    settings = ctx.settings
+    gpg = open_key(settings)
+
+    def verified(backup_id: str) -> bool | None:
+        result = ctx.state.get(f"verify.{backup_id}")
+        return bool(result.get("ok")) if isinstance(result, dict) and "ok" in result else None
+
+    return RestoreEnv(catalog=Catalog.from_settings(settings), gpg=gpg, reporter=ctx, stamp=stamp(ctx.now()),
+                      live={c.name: c.path for c in settings.target.components}, verified=verified,
+                      allow_symlinks_outside=settings.recovery.allow_symlinks_outside)
+
+
+def _restore_trees(run: Run, env: RestoreEnv, prepared: Prepared, plan: ModePlan) -> None:
+    for component in prepared.plans:
+        run.step("restore", f"restore {component} from {prepared.manifest.id}", component=component)
+    only_trees = dataclasses.replace(prepared, redis=False)
+    report = execute(env, only_trees, RestoreRequest(backup=prepared.manifest.id, aside=plan.aside))
+    for tree in report.trees:
+        kept = f"; previous tree kept as {tree.kept}" if tree.kept else ""
+        run.note(f"{tree.component}: {tree.files} files, {tree.bytes} bytes into {tree.path}{kept}")
+
+
+def _dry(run: Run, plan: ModePlan, prepared: Prepared | None, env: RestoreEnv | None) -> JobResult:
+    lines = [f"recover {plan.mode} would:"] + [f"  {i}. {s}" for i, s in enumerate(plan.steps, 1)]
+    previews = []
+    if prepared is not None and env is not None:
+        lines.insert(0, f"backup {prepared.manifest.id} (chain of {len(prepared.chain)}, checked)")
+        for component, component_plan in prepared.plans.items():
+            dest = env.live.get(component) or prepared.roots[component]
+            item = preview(component_plan, dest, swap=component != SYSTEM)
+            previews.append(item)
+            lines.append(f"{component}: {item['added']} added, {item['changed']} changed, {item['removed']} removed "
+                         f"in {dest}")
+    return JobResult(f"dry run of recover {plan.mode}: {len(plan.steps)} steps",
+                     data={"mode": plan.mode, "dry_run": True, "steps": list(plan.steps), "previews": previews,
+                           "backup": prepared.manifest.id if prepared else None, "report": lines})
+
+
+def _result(run: Run, plan: ModePlan, prepared: Prepared | None, checked: Any,
+            redis_found: dict[str, Any] | None) -> JobResult:
+    timing, line = verdict(WHAT[plan.mode], time.monotonic() - run.started, plan.objective_s)
+    problems = list(checked.problems) + list((redis_found or {}).get("problems", []))
+    data: dict[str, Any] = {"mode": plan.mode, **timing, "backup": prepared.manifest.id if prepared else None,
+                            "health": checked.probes, "function_test": checked.function_test,
+                            "redis": redis_found, "problems": problems}
+    if not timing["met"]:
+        run.ctx.warn(f"recovery took {timing['rto_s']:.0f} s, over the {plan.mode} objective")
+    if problems:
+        summary = f"{line}; but: {'; '.join(problems)}"
+        return JobResult(summary, data={**data, "report": [*run.lines, summary]}, outcome=Outcome.FAILED)
+    return JobResult(line, data={**data, "report": [*run.lines, line]})
