@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
 
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         from . import daemon
         return daemon.run(options.config, options.log_format)
     if options.command == "check-config":
+        from .checkconfig import main as check_config
         return check_config(options.config)
     if options.command == "demo":
         from .demo import run_demo
@@ -71,56 +72,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def restore(argv: list[str]) -> int:
-    try:
-        offline = importlib.import_module("maintd.offline")
-    except ImportError:
+    if importlib.util.find_spec("maintd.offline") is None:
         print("maintd restore: offline restore is not available in this build; with a running daemon use "
               "`maintctl restore`", file=sys.stderr)
         return EX_UNAVAILABLE
-    return int(offline.main(argv) or 0)
-
-
-def check_config(path: Path | None) -> int:
-    from . import config
-    from .daemon import load_checked
-    from .errors import ConfigError
-    from .jobs import registry
-
-    path = path or config.default_path()
-    specs = registry()
-    try:
-        settings = load_checked(path, specs)
-    except ConfigError as err:
-        for problem in err.problems or [err.message]:
-            print(problem, file=sys.stderr)
-        return err.exit_code
-    print(summary(settings, path, specs, datetime.now(timezone.utc)))
-    return 0
-
-
-def summary(settings, path: Path, specs, now: datetime) -> str:  # type: ignore[no-untyped-def]
-    from .cli_render import table
-    from .runtime.cron import cron_trigger
-
-    lines = [f"{path}: ok", f"target {settings.target.name}: {len(settings.target.components)} component(s)"]
-    lines.append(table([[c.name, str(c.path), ", ".join(c.exclude), "yes" if c.path.exists() else "NO"]
-                        for c in settings.target.components], ["component", "path", "exclude", "exists"]))
-    rows = []
-    for key, entry in sorted(settings.jobs.items()):
-        job = entry.job_name(key)
-        if not entry.schedule:
-            next_run = "on demand"
-        elif not entry.enabled:
-            next_run = "disabled"
-        elif job not in specs:
-            next_run = "not in this release"
-        else:
-            fire = cron_trigger(entry.schedule, settings.tz).get_next_fire_time(None, now)
-            next_run = fire.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z") if fire else "never"
-        rows.append([key, job, entry.schedule or "-", next_run])
-    lines += ["", f"schedules (timezone {settings.timezone}):",
-              table(rows, ["entry", "job", "schedule", "next run"])]
-    return "\n".join(lines)
+    return int(importlib.import_module("maintd.offline").main(argv) or 0)
 
 
 if __name__ == "__main__":

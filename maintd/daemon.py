@@ -21,26 +21,23 @@ import signal
 import sys
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sdnotify
 import structlog
 
 from . import config, logs
-from .config.core import default_jobs
+from .checkconfig import load_checked
 from .errors import EX_FAILED, EX_OK, ConfigError, MaintdError, UnavailableError
 from .jobs import registry
 from .jobs.base import JobSpec
 from .runtime import views
 from .runtime.control import ControlServer
-from .runtime.cron import cron_trigger
 from .runtime.runner import Runner
-from .runtime.scheduler import Scheduler, validate_schedules
+from .runtime.scheduler import Scheduler
 from .state import State
 
 log = structlog.get_logger("maintd.daemon")
@@ -49,65 +46,6 @@ TICK_S = 1.0
 RELOAD_WAIT_S = 120.0
 STOP_EXTEND_MARGIN_S = 15.0
 COLD_EXIT = EX_FAILED
-
-
-def config_problems(settings: config.Settings, path: Path, specs: Mapping[str, JobSpec]) -> list[str]:
-    """What `load` cannot see alone: cron expressions the scheduler refuses, and calendar entries naming jobs
-    that do not exist. An entry of the default calendar whose job a later release brings is not a problem."""
-    problems = [p if p.startswith(f"{path}:") else f"{path}: {p}" for p in validate_schedules(settings)]
-    defaults = default_jobs()
-    for key, entry in sorted(settings.jobs.items()):
-        job = entry.job_name(key)
-        if job in specs or not entry.enabled:
-            continue
-        default = defaults.get(key)
-        if default is not None and default.job_name(key) == job:
-            continue
-        problems.append(f"{path}: jobs.{key}.job: no job named {job!r} (have: {', '.join(sorted(specs))})")
-    return problems
-
-
-def load_checked(path: Path, specs: Mapping[str, JobSpec]) -> config.Settings:
-    """config.load plus config_problems: ConfigError listing every problem found."""
-    try:
-        settings = config.load(path)
-    except ConfigError as err:
-        extra = raw_schedule_problems(path, err.problems, specs)
-        if extra:
-            raise ConfigError(err.message, [*err.problems, *extra]) from err
-        raise
-    problems = config_problems(settings, path, specs)
-    if problems:
-        raise ConfigError(f"{path}: {len(problems)} problem(s)", problems)
-    return settings
-
-
-def raw_schedule_problems(path: Path, known: list[str], specs: Mapping[str, JobSpec]) -> list[str]:
-    """When the file has other problems, still check its [jobs.*] tables (cron expressions, job names), so that
-    one pass lists everything."""
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError):
-        return []
-    try:
-        zone: Any = ZoneInfo(str(data.get("timezone", "UTC")))
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = timezone.utc
-    jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
-    problems: list[str] = []
-    for key, table in sorted(jobs.items()):
-        if not isinstance(table, dict):
-            continue
-        expr, job = table.get("schedule"), table.get("job")
-        if isinstance(expr, str) and expr and not any(f"jobs.{key}.schedule" in p for p in known):
-            try:
-                cron_trigger(expr, zone, entry=key)
-            except ConfigError as err:
-                problems += [f"{path}: {p}" for p in err.problems]
-        if isinstance(job, str) and job and job not in specs:
-            problems.append(f"{path}: jobs.{key}.job: no job named {job!r} (have: {', '.join(sorted(specs))})")
-    return problems
 
 
 class Notifier:

@@ -1,0 +1,116 @@
+"""Checking a config beyond what `config.load` sees alone, for `maintd check-config`, the daemon's start and
+every reload: cron expressions the scheduler refuses and calendar entries naming jobs that do not exist, all
+problems in one pass (also when the file has other problems), and the summary check-config prints."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import config
+from .cli_render import table
+from .config.core import default_jobs
+from .errors import ConfigError
+from .jobs import registry
+from .jobs.base import JobSpec
+from .runtime.cron import cron_trigger
+from .runtime.scheduler import validate_schedules
+
+
+def config_problems(settings: config.Settings, path: Path, specs: Mapping[str, JobSpec]) -> list[str]:
+    """What `load` cannot see alone: cron expressions the scheduler refuses, and calendar entries naming jobs
+    that do not exist. An entry of the default calendar whose job a later release brings is not a problem."""
+    problems = [p if p.startswith(f"{path}:") else f"{path}: {p}" for p in validate_schedules(settings)]
+    defaults = default_jobs()
+    for key, entry in sorted(settings.jobs.items()):
+        job = entry.job_name(key)
+        if job in specs or not entry.enabled:
+            continue
+        default = defaults.get(key)
+        if default is not None and default.job_name(key) == job:
+            continue
+        problems.append(f"{path}: jobs.{key}.job: no job named {job!r} (have: {', '.join(sorted(specs))})")
+    return problems
+
+
+def load_checked(path: Path, specs: Mapping[str, JobSpec]) -> config.Settings:
+    """config.load plus config_problems: ConfigError listing every problem found."""
+    try:
+        settings = config.load(path)
+    except ConfigError as err:
+        extra = raw_schedule_problems(path, err.problems, specs)
+        if extra:
+            raise ConfigError(err.message, [*err.problems, *extra]) from err
+        raise
+    problems = config_problems(settings, path, specs)
+    if problems:
+        raise ConfigError(f"{path}: {len(problems)} problem(s)", problems)
+    return settings
+
+
+def raw_schedule_problems(path: Path, known: list[str], specs: Mapping[str, JobSpec]) -> list[str]:
+    """When the file has other problems, still check its [jobs.*] tables (cron expressions, job names), so that
+    one pass lists everything."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    try:
+        zone: Any = ZoneInfo(str(data.get("timezone", "UTC")))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = timezone.utc
+    jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
+    problems: list[str] = []
+    for key, table in sorted(jobs.items()):
+        if not isinstance(table, dict):
+            continue
+        expr, job = table.get("schedule"), table.get("job")
+        if isinstance(expr, str) and expr and not any(f"jobs.{key}.schedule" in p for p in known):
+            try:
+                cron_trigger(expr, zone, entry=key)
+            except ConfigError as err:
+                problems += [f"{path}: {p}" for p in err.problems]
+        if isinstance(job, str) and job and job not in specs:
+            problems.append(f"{path}: jobs.{key}.job: no job named {job!r} (have: {', '.join(sorted(specs))})")
+    return problems
+
+
+def main(path: Path | None) -> int:
+    """`maintd check-config`: every problem on stderr and 78, or the summary on stdout and 0."""
+    path = path or config.default_path()
+    specs = registry()
+    try:
+        settings = load_checked(path, specs)
+    except ConfigError as err:
+        for problem in err.problems or [err.message]:
+            print(problem, file=sys.stderr)
+        return err.exit_code
+    print(summary(settings, path, specs, datetime.now(timezone.utc)))
+    return 0
+
+
+def summary(settings: config.Settings, path: Path, specs: Mapping[str, JobSpec], now: datetime) -> str:
+    lines = [f"{path}: ok", f"target {settings.target.name}: {len(settings.target.components)} component(s)"]
+    lines.append(table([[c.name, str(c.path), ", ".join(c.exclude), "yes" if c.path.exists() else "NO"]
+                        for c in settings.target.components], ["component", "path", "exclude", "exists"]))
+    rows = []
+    for key, entry in sorted(settings.jobs.items()):
+        job = entry.job_name(key)
+        if not entry.schedule:
+            next_run = "on demand"
+        elif not entry.enabled:
+            next_run = "disabled"
+        elif job not in specs:
+            next_run = "not in this release"
+        else:
+            fire = cron_trigger(entry.schedule, settings.tz).get_next_fire_time(None, now)
+            next_run = fire.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z") if fire else "never"
+        rows.append([key, job, entry.schedule or "-", next_run])
+    lines += ["", f"schedules (timezone {settings.timezone}):",
+              table(rows, ["entry", "job", "schedule", "next run"])]
+    return "\n".join(lines)
