@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn
 
 from . import __version__, cli_render, protocol
-from .errors import EX_CONFIG, EX_FAILED, EX_NOPERM, EX_OK, EX_UNAVAILABLE, EX_USAGE
+from .errors import EX_CONFIG, EX_FAILED, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE
 
 DEFAULT_SOCKET = Path("/run/maintd/maintd.sock")
 OK_OUTCOMES = ("succeeded", "warning", "skipped")
@@ -362,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         client = Client(resolve_socket(options))
         return options.func(client, options)
     except CtlError as err:
+        if err.exit_code == EX_TEMPFAIL and getattr(options, "wait", None) is False and "lock" in err.message:
+            err.message += " (--wait queues the run behind it)"
         if options.json:
             emit_json({"error": err.message, "exit_code": err.exit_code})
         print(f"maintctl: {err.message}", file=sys.stderr)

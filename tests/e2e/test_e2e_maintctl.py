@@ -65,7 +65,7 @@ def test_busy_wait_watch_and_cancel(daemons: DaemonFactory, slow_endpoint: SlowH
 
     busy = daemon.ctl("run", "health")
     assert busy.returncode == 75, busy.stderr
-    assert first in busy.stderr  # the message names the holder
+    assert first in busy.stderr and "--wait" in busy.stderr  # names the holder, says what to do
     waiting = subprocess.Popen([sys.executable, "-m", "maintd.ctl", "--socket", str(daemon.socket), "--json",
                                 "run", "health", "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=child_env())
