@@ -132,7 +132,10 @@ def _take_members(plan: ComponentPlan, source: str, wanted: dict[bytes, Want], o
                 raise IntegrityError(f"{plan.name}: backup {source}: member {show(path)!r} holds {member.size} "
                                      f"bytes, the index says {want.size}")
             expect = None if want.unsure else want.sha256
-            digest = tree.write_file(want.parts, reader, member.size, want.meta, expect_sha256=expect)
+            try:
+                digest = tree.write_file(want.parts, reader, member.size, want.meta, expect_sha256=expect)
+            except IntegrityError as err:
+                raise IntegrityError(f"{plan.name}: backup {source}: {err.message}") from err
             if want.unsure and digest != want.sha256:
                 message = (f"{plan.name}: {show(path)} changed while it was backed up and does not match its "
                            "recorded hash: restored as stored")
