@@ -106,10 +106,19 @@ class ControlServer:
         if settings.control.socket != self.path:
             log.warning("control.socket_change_needs_restart", path=str(self.path),
                         configured=str(settings.control.socket))
+        previous = (self._admin_gid, self._read_gid)
         try:
             self._resolve_groups()
         except MaintdError as err:
             log.warning("control.group_change_ignored", error=str(err))
+            return
+        if (self._admin_gid, self._read_gid) != previous and self._listener is not None:
+            modes = sockfile.modes_for(self._read_gid is not None)
+            try:
+                sockfile.prepare_dir(self.path.parent, self._admin_gid, modes.directory)
+                sockfile.set_mode(self.path, self._admin_gid, modes.socket)
+            except MaintdError as err:
+                log.warning("control.socket_permissions_unchanged", error=str(err))
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

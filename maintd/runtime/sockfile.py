@@ -122,6 +122,15 @@ def bind(path: Path, gid: int, mode: int, backlog: int = 64) -> tuple[socket.soc
     return server, path.stat().st_ino
 
 
+def set_mode(path: Path, gid: int, mode: int) -> None:
+    """Give an existing socket file a new mode and group (after a reload changed the groups)."""
+    try:
+        os.chmod(path, mode)
+    except OSError as err:
+        raise StorageError(f"cannot set the mode of {path}: {err.strerror}") from err
+    _chown_group(path, gid)
+
+
 def remove_if_ours(path: Path, inode: int) -> None:
     try:
         if path.lstat().st_ino == inode:

@@ -116,6 +116,10 @@ def test_socket_mode_group_and_audit_log_of_mutating_requests(daemons: DaemonFac
     assert pauses[0]["args"] == {"job": "health"}
     assert all(e["level"] == "debug" for e in audit if e.get("op") in ("status", "ping"))
 
+    daemons.config({"control": {"admin_group": "root"}})  # a reload moves the socket to the new group
+    assert daemon.ctl("reload", "--wait").returncode == 0
+    assert daemons.socket.stat().st_gid == 0 and daemons.socket.parent.stat().st_gid == 0
+
 
 def test_a_second_daemon_on_a_live_socket_refuses_to_start(daemons: DaemonFactory) -> None:
     first = daemons.start()
