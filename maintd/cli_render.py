@@ -100,7 +100,8 @@ def status_text(status: Mapping[str, Any], now: datetime | None = None) -> str:
     if active:
         lines.append("running:")
         for run in active:
-            lines.append(f"  {run.get('entry')} {run.get('run_id')} since {when(run.get('started'), tz, now)}"
+            waiting = " waiting for its locks" if run.get("state") == "waiting" else ""
+            lines.append(f"  {run.get('entry')} {run.get('run_id')}{waiting} since {when(run.get('started'), tz, now)}"
                          f"{progress_text(run.get('progress'))}")
     else:
         lines.append("running: nothing")
