@@ -22,6 +22,7 @@ from ..errors import GpgError, IntegrityError, StorageError
 from ..edges.gpg import Gpg
 
 CHUNK = 1 << 20
+JOB_SIZE = 4 << 20
 SUFFIX = {"zstd": "zst", "gzip": "gz"}
 DEFAULT_LEVEL = {"zstd": 3, "gzip": 6}
 
@@ -51,9 +52,14 @@ def _mount_of(path: Path) -> str:
 def compressor(kind: str, level: int | None, threads: int, sink: Any) -> Any:
     """A writer that compresses into ``sink`` (``write``); ``close()`` ends the frame (not the sink)."""
     if kind == "zstd":
-        workers = threads or (os.cpu_count() or 1)
-        cctx = zstandard.ZstdCompressor(level=level or DEFAULT_LEVEL["zstd"], threads=workers,
-                                        write_content_size=False, write_checksum=True)
+        # threads < 0: compress in the calling thread (small streams such as indexes: no worker buffers).
+        workers = 0 if threads < 0 else (threads or (os.cpu_count() or 1))
+        # zstd's multithreaded mode buffers several jobs of input and output per worker; its default job size
+        # (4 windows, 8 MiB at level 3) let peak memory reach ~100 MB when the sink is slow. 4 MiB jobs bound it.
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level or DEFAULT_LEVEL["zstd"], threads=workers, job_size=JOB_SIZE if workers > 1 else 0,
+            write_checksum=True, write_content_size=False)
+        cctx = zstandard.ZstdCompressor(compression_params=params)
         return cctx.stream_writer(sink, write_size=CHUNK, closefd=False)
     if kind == "gzip":
         return _GzipWriter(sink, level or DEFAULT_LEVEL["gzip"])

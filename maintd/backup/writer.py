@@ -191,7 +191,7 @@ def write_component(staging: Staging, gpg: Gpg, options: Options, spec: Componen
                                level=options.level, threads=options.threads, what=archive_name)
     try:
         index_out = _IndexOut(ObjectWriter(staging.object_path(index_name), gpg, compression=options.compression,
-                                           level=options.level, threads=options.threads, what=index_name), cache)
+                                           level=options.level, threads=-1, what=index_name), cache)
     except BaseException:
         archive_out.abort()
         raise

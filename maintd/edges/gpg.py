@@ -67,6 +67,7 @@ class Gpg:
             raise UnavailableError(f"cannot run {binary}: {err}") from err
         self._gpg.buffer_size = CHUNK
         self._passphrase: str | None = None
+        self._has_secret: bool | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Gpg":
@@ -98,6 +99,7 @@ class Gpg:
     def import_keys(self, armored: str | bytes) -> list[str]:
         """Import public or secret keys into the private GNUPGHOME; returns their fingerprints."""
         result = self._gpg.import_keys(armored)
+        self._has_secret = None
         if not result.fingerprints:
             raise GpgError(f"no key imported: {_stderr_tail(result)}")
         return list(result.fingerprints)
@@ -106,7 +108,9 @@ class Gpg:
         """Public-key mode: whether this host holds a secret key at all (it may write backups it cannot read)."""
         if self.mode == SYMMETRIC:
             return True
-        return bool(self._gpg.list_keys(secret=True))
+        if self._has_secret is None:
+            self._has_secret = bool(self._gpg.list_keys(secret=True))
+        return self._has_secret
 
     # -- streams ------------------------------------------------------------------------------------------------
     def encrypt_stream(self, sink: Callable[[bytes], None]) -> "EncryptStream":
