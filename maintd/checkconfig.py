@@ -18,12 +18,14 @@ from .errors import ConfigError
 from .jobs import registry
 from .jobs.base import JobSpec
 from .runtime.cron import cron_trigger
+from .runtime.peer import group_id
 from .runtime.scheduler import validate_schedules
 
 
 def config_problems(settings: config.Settings, path: Path, specs: Mapping[str, JobSpec]) -> list[str]:
-    """What `load` cannot see alone: cron expressions the scheduler refuses, and calendar entries naming jobs
-    that do not exist. An entry of the default calendar whose job a later release brings is not a problem."""
+    """What `load` cannot see alone: cron expressions the scheduler refuses, calendar entries naming jobs that
+    do not exist, and control groups missing on this host. An entry of the default calendar whose job a later
+    release brings is not a problem."""
     problems = [p if p.startswith(f"{path}:") else f"{path}: {p}" for p in validate_schedules(settings)]
     defaults = default_jobs()
     for key, entry in sorted(settings.jobs.items()):
@@ -34,6 +36,13 @@ def config_problems(settings: config.Settings, path: Path, specs: Mapping[str, J
         if default is not None and default.job_name(key) == job:
             continue
         problems.append(f"{path}: jobs.{key}.job: no job named {job!r} (have: {', '.join(sorted(specs))})")
+    for key in ("admin_group", "read_group"):
+        name = getattr(settings.control, key)
+        if name:
+            try:
+                group_id(name, key)
+            except ConfigError as err:
+                problems += [f"{path}: {p}" for p in err.problems]
     return problems
 
 

@@ -95,9 +95,11 @@ class ControlServer:
             self._lock_fd = None
 
     def _resolve_groups(self) -> None:
+        """Both gids or, with a ConfigError for a missing group, neither."""
         control = self.host.settings.control
-        self._admin_gid = group_id(control.admin_group, "admin_group")
-        self._read_gid = group_id(control.read_group, "read_group") if control.read_group else None
+        admin = group_id(control.admin_group, "admin_group")
+        reader = group_id(control.read_group, "read_group") if control.read_group else None
+        self._admin_gid, self._read_gid = admin, reader
 
     def update_settings(self) -> None:
         """After a reload: new groups and limits apply to the next connections. The socket path cannot change

@@ -20,6 +20,8 @@ def test_every_problem_is_listed_as_file_key_message_and_exit_78(tmp_path: Path)
     path.write_text('timezone = "Mars/Olympus"\n[paths]\nbogus = 1\n'
                     '[jobs.health]\nschedule = "61 * * * *"\n'
                     '[jobs.nightly]\njob = "no-such-job"\nschedule = "0 3 * * *"\n')
+    groupless = tmp_path / "groupless.toml"
+    groupless.write_text('[control]\nadmin_group = "no-such-group-here"\n[backup]\npassphrase_file = "/x"\n')
     result = maintd("check-config", "--config", str(path))
     assert result.returncode == 78
     problems = result.stderr.strip().splitlines()
@@ -28,6 +30,9 @@ def test_every_problem_is_listed_as_file_key_message_and_exit_78(tmp_path: Path)
     assert any(p.startswith(f"{path}: jobs.health.schedule: invalid cron expression '61 * * * *'") for p in problems)
     assert any(p.startswith(f"{path}: jobs.nightly.job: no job named 'no-such-job'") for p in problems)
     assert "Traceback" not in result.stderr and result.stdout == ""
+    missing_group = maintd("check-config", "--config", str(groupless))
+    assert missing_group.returncode == 78
+    assert f"{groupless}: control.admin_group: group 'no-such-group-here' does not exist" in missing_group.stderr
 
 
 def test_a_valid_config_prints_components_and_next_runs(daemons: DaemonFactory) -> None:
