@@ -29,6 +29,7 @@ BLOCK = 512
 RECORD = 20 * BLOCK
 READ_CHUNK = 1 << 20
 FLUSH_AT = 1 << 20
+DIRECT = 256 << 10
 _ZEROS = bytes(READ_CHUNK)
 
 _USTAR = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12s")
@@ -135,24 +136,31 @@ class TarWriter:
 
     def __init__(self, sink: Callable[[bytes], object]) -> None:
         self._sink = sink
-        self._buffer = bytearray()
+        self._pieces: list[bytes] = []
+        self._pending = 0
         self.written = 0
 
-    def _emit(self, data: bytes | memoryview) -> None:
-        if len(data) >= FLUSH_AT:
+    def _emit(self, data: bytes) -> None:
+        # Small pieces (headers, small files, padding) are joined into ~1 MiB writes (one copy); large chunks go
+        # to the sink as they are. A bytearray buffer regrown after each flush cost ~1 s per GB in copies.
+        size = len(data)
+        if size >= DIRECT:
             self.flush()
             self._sink(data)
-            self.written += len(data)
+            self.written += size
             return
-        self._buffer += data
-        if len(self._buffer) >= FLUSH_AT:
+        self._pieces.append(data)
+        self._pending += size
+        if self._pending >= FLUSH_AT:
             self.flush()
 
     def flush(self) -> None:
-        if self._buffer:
-            self._sink(bytes(self._buffer))
-            self.written += len(self._buffer)
-            self._buffer.clear()
+        if self._pieces:
+            data = self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces)
+            self._pieces = []
+            self._sink(data)
+            self.written += self._pending
+            self._pending = 0
 
     def add(self, entry: Entry) -> bool:
         """A member without content (dir, symlink, fifo, device). False for a socket (not stored in tar)."""
@@ -218,6 +226,6 @@ class TarWriter:
     def close(self) -> None:
         """End of archive: two zero blocks, padded to a whole 10 KiB record like GNU tar."""
         end = 2 * BLOCK
-        total = self.written + len(self._buffer) + end
+        total = self.written + self._pending + end
         self._emit(_ZEROS[:end + (-total % RECORD)])
         self.flush()
