@@ -21,6 +21,7 @@ TYPES = frozenset({FILE, DIR, SYMLINK, FIFO, SOCKET, CHAR, BLOCK})
 
 _jstr = json.encoder.encode_basestring  # C-accelerated; keeps non-ASCII as UTF-8
 _loads = json.loads
+_raw_decode = json.JSONDecoder().raw_decode  # skips json.loads' encoding detection: once per entry counts
 
 
 def type_of(mode: int) -> str | None:
@@ -39,7 +40,8 @@ class Entry:
     snapshot of the file: restore and verify treat them with care)."""
 
     __slots__ = ("path", "type", "mode", "uid", "gid", "mtime_ns", "ctime_ns", "ino", "size", "hash", "link",
-                 "in_", "rdev", "warn")
+                 "in_", "rdev", "warn", "line")
+    FIELDS = __slots__[:-1]
 
     def __init__(self, path: bytes, type: str, mode: int, uid: int, gid: int, mtime_ns: int, ctime_ns: int = 0,
                  ino: int = 0, size: int = 0, hash: str | None = None, link: bytes | None = None,
@@ -58,6 +60,8 @@ class Entry:
         self.in_ = in_
         self.rdev = rdev
         self.warn = warn
+        self.line: str | None = None
+        """The JSON line this entry was read from (an unchanged file's line is copied as it is)."""
 
     @classmethod
     def from_stat(cls, path: bytes, st: Any, link: bytes | None = None) -> "Entry":
@@ -67,13 +71,13 @@ class Entry:
                    st.st_rdev if kind in (CHAR, BLOCK) else None)
 
     def _key(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in self.FIELDS)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Entry) and self._key() == other._key()
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__ if getattr(self, n) is not None)
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.FIELDS if getattr(self, n) is not None)
         return f"Entry({fields})"
 
     @property
@@ -83,7 +87,7 @@ class Entry:
 
     def without_detection_fields(self) -> "Entry":
         """A copy without ctime/inode (which a restore cannot reproduce): for comparing trees."""
-        copy = Entry(*(getattr(self, n) for n in self.__slots__))
+        copy = Entry(*(getattr(self, n) for n in self.FIELDS))
         copy.ctime_ns = 0
         copy.ino = 0
         return copy
@@ -136,7 +140,9 @@ def encode(entry: Entry) -> str:
 def decode(line: str | bytes) -> Entry:
     """Parse one entry line. Raises IntegrityError for anything that is not a well-formed entry."""
     try:
-        obj = _loads(line)
+        if isinstance(line, bytes):
+            line = line.decode("utf-8")
+        obj = _raw_decode(line)[0]
         if "p" in obj:
             path = obj["p"].encode("utf-8")
         else:
@@ -147,10 +153,12 @@ def decode(line: str | bytes) -> Entry:
         link = obj.get("l")
         link_bytes = link.encode("utf-8") if link is not None else (
             base64.b64decode(obj["lb"], validate=True) if "lb" in obj else None)
-        return Entry(path, kind, int(obj["m"]), int(obj["u"]), int(obj["g"]), int(obj["mt"]), int(obj.get("ct", 0)),
-                     int(obj.get("i", 0)), int(obj.get("s", 0)), obj.get("h"), link_bytes, obj.get("in"),
-                     obj.get("rdev"), bool(obj.get("w", 0)))
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as err:
+        entry = Entry(path, kind, int(obj["m"]), int(obj["u"]), int(obj["g"]), int(obj["mt"]),
+                      int(obj.get("ct", 0)), int(obj.get("i", 0)), int(obj.get("s", 0)), obj.get("h"), link_bytes,
+                      obj.get("in"), obj.get("rdev"), bool(obj.get("w", 0)))
+        entry.line = line if line.endswith("\n") else line + "\n"
+        return entry
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, UnicodeDecodeError) as err:
         shown = line[:200] if isinstance(line, str) else line[:200].decode("utf-8", "replace")
         raise IntegrityError(f"damaged index entry: {shown!r} ({err})") from err
 

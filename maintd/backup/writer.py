@@ -234,7 +234,7 @@ def _copy_tree(spec: ComponentSpec, entries: Iterator[index.Entry], tar: archive
             continue
         previous = lookup.get(entry.path) if lookup is not None else None
         if previous is not None and index.unchanged(entry, previous):
-            add_line(encode(previous))
+            add_line(previous.line or encode(previous))
             result.files += 1
             result.bytes += previous.size
             tracker.tick(1, previous.size)
