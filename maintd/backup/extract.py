@@ -97,6 +97,7 @@ class SafeTree:
         self.root = root
         self.atomic = atomic
         self.owners = os.geteuid() == 0 if owners is None else owners
+        self._euid, self._egid = os.geteuid(), os.getegid()
         try:
             self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as err:
@@ -305,7 +306,9 @@ class SafeTree:
 
     # -- metadata and removal ---------------------------------------------------------------------------------
     def _fd_meta(self, fd: int, meta: Meta) -> None:
-        if self.owners:
+        # A file we just created in a fresh tree is owned by our euid/egid (no set-gid directory exists there
+        # until directory modes are applied at the end): chown only when that is not what the index says.
+        if self.owners and (self.atomic or meta.uid != self._euid or meta.gid != self._egid):
             os.fchown(fd, meta.uid, meta.gid)
         os.fchmod(fd, meta.mode & 0o7777)  # after chown: chown clears set-id bits
         os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))

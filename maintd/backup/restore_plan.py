@@ -35,27 +35,46 @@ class Candidate:
     """True: the last verify passed; False: it failed; None: never verified."""
 
 
-@dataclass(frozen=True)
 class Want:
-    """One index entry of the backup being restored, checked and ready to act on."""
+    """One index entry of the backup being restored, checked and ready to act on. Compact (a restore holds one
+    per entry): the path as normalised bytes, the digest as 32 bytes, the source id shared between entries."""
 
-    parts: tuple[bytes, ...]
-    kind: str  # f d l p s c b, as in the index
-    meta: Meta
-    size: int = 0
-    sha256: str | None = None
-    link: bytes | None = None
-    source: str | None = None
-    """Files: the backup whose archive holds the content (the index's `in`)."""
-    unsure: bool = False
-    """The file changed while it was backed up: restored as stored, with a warning."""
+    __slots__ = ("path", "kind", "mode", "uid", "gid", "mtime_ns", "size", "digest", "link", "source", "unsure")
+
+    def __init__(self, path: bytes, kind: str, mode: int, uid: int, gid: int, mtime_ns: int, size: int = 0,
+                 digest: bytes | None = None, link: bytes | None = None, source: str | None = None,
+                 unsure: bool = False) -> None:
+        self.path = path
+        self.kind = kind  # f d l p s c b, as in the index
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.mtime_ns = mtime_ns
+        self.size = size
+        self.digest = digest
+        self.link = link
+        self.source = source
+        """Files: the backup whose archive holds the content (the index's `in`)."""
+        self.unsure = unsure
+        """The file changed while it was backed up: restored as stored, with a warning."""
 
     @property
-    def path(self) -> bytes:
-        return b"/".join(self.parts)
+    def parts(self) -> tuple[bytes, ...]:
+        return tuple(self.path.split(b"/")) if self.path else ()
+
+    @property
+    def meta(self) -> Meta:
+        return Meta(self.mode, self.uid, self.gid, self.mtime_ns)
+
+    @property
+    def sha256(self) -> str | None:
+        return self.digest.hex() if self.digest is not None else None
+
+    def __repr__(self) -> str:
+        return f"Want({show(self.path)!r}, {self.kind!r}, source={self.source!r})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Present:
     """An entry found in a directory a restore would write (lstat, nothing followed)."""
 
@@ -178,7 +197,7 @@ def plan_component(name: str, entries: Iterable[Want], chain: Sequence[str], *,
     files: dict[str, dict[bytes, Want]] = defaultdict(dict)
     in_chain = set(chain)
     for want in entries:
-        if not want.parts:
+        if not want.path:
             if want.kind == "d":
                 plan.root_meta = want.meta
                 continue
@@ -207,9 +226,12 @@ def plan_component(name: str, entries: Iterable[Want], chain: Sequence[str], *,
                                     "devices")
         else:
             raise IntegrityError(f"{name}: {show(want.path)!r} has unknown type {want.kind!r}")
-    plan.dirs.sort(key=lambda w: w.parts)
+    plan.dirs.sort(key=lambda w: w.path)
     plan.files = dict(files)
     return plan
+
+
+_SOURCES: dict[str, str] = {}
 
 
 def want_from_index(path: bytes, kind: str, *, mode: int, uid: int, gid: int, mtime_ns: int, size: int = 0,
@@ -217,12 +239,19 @@ def want_from_index(path: bytes, kind: str, *, mode: int, uid: int, gid: int, mt
                     unsure: bool = False) -> Want:
     """A Want from index fields; the path is checked (absolute names and ``..`` refused) here."""
     parts = member_parts(path) if path not in (b"", b".") else ()
-    return Want(parts, kind, Meta(mode, uid, gid, mtime_ns), size, sha256, link, source, unsure)
+    normal = b"/".join(parts)
+    try:
+        digest = bytes.fromhex(sha256) if sha256 is not None else None
+    except ValueError as err:
+        raise IntegrityError(f"{show(path)!r}: the index holds a malformed hash") from err
+    if source is not None:
+        source = _SOURCES.setdefault(source, source)  # one string per backup id, not one per file
+    return Want(normal, kind, mode, uid, gid, mtime_ns, size, digest, link, source, unsure)
 
 
 def dirs_deepest_first(dirs: Iterable[Want]) -> list[Want]:
     """Directory metadata goes last and deepest first: writing below a directory changes its mtime."""
-    return sorted(dirs, key=lambda w: (len(w.parts), w.parts), reverse=True)
+    return sorted(dirs, key=lambda w: (w.path.count(b"/"), w.path), reverse=True)
 
 
 # -- what would change --------------------------------------------------------------------------------------------
@@ -244,12 +273,12 @@ def diff(wanted: Mapping[bytes, Want], present: Mapping[bytes, Present], *, owne
 def _differs(want: Want, have: Present, owners: bool) -> bool:
     if want.kind != have.kind:
         return True
-    if (want.meta.mode & 0o7777) != (have.mode & 0o7777) and want.kind != "l":
+    if (want.mode & 0o7777) != (have.mode & 0o7777) and want.kind != "l":
         return True
-    if owners and (want.meta.uid, want.meta.gid) != (have.uid, have.gid):
+    if owners and (want.uid, want.gid) != (have.uid, have.gid):
         return True
     if want.kind == "f":
-        return want.size != have.size or want.meta.mtime_ns != have.mtime_ns
+        return want.size != have.size or want.mtime_ns != have.mtime_ns
     if want.kind == "l":
         return want.link != have.link
     return False

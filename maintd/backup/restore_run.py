@@ -225,7 +225,8 @@ def execute(env: RestoreEnv, prepared: Prepared, request: RestoreRequest) -> Res
                                    aside=request.aside, allow_symlinks_outside=env.allow_symlinks_outside)
         else:
             tree = restore_into(plan, ids, opener, dest, delete=request.delete and component != SYSTEM,
-                                reporter=env.reporter, allow_symlinks_outside=env.allow_symlinks_outside)
+                                reporter=env.reporter, stamp=env.stamp,
+                                allow_symlinks_outside=env.allow_symlinks_outside)
         report.trees.append(tree)
     if prepared.redis and not request.dry_run:
         rdb_dir = where[REDIS]

@@ -223,7 +223,7 @@ def restore_by_swap(plan: ComponentPlan, chain: list[str], open_archive: OpenArc
             if plan.root_meta is None:
                 _copy_root_meta(live, tree)
         sync_filesystem(staging)  # the new tree is on disk before it goes live (instead of an fsync per file)
-        if os.path.lexists(live):
+        if os.path.lexists(live) and not _removed_if_empty(live):
             _rename(live, kept, live)
             result.kept = kept
         _rename(staging, live, live)
@@ -235,9 +235,13 @@ def restore_by_swap(plan: ComponentPlan, chain: list[str], open_archive: OpenArc
 
 
 def restore_into(plan: ComponentPlan, chain: list[str], open_archive: OpenArchive, dest: Path, *, delete: bool,
-                 reporter: Reporter, allow_symlinks_outside: bool = False) -> TreeResult:
-    """Write the tree into ``dest`` (created if missing): every file via a temporary name renamed into place;
-    with ``delete``, entries the backup does not have are removed first."""
+                 reporter: Reporter, stamp: str, allow_symlinks_outside: bool = False) -> TreeResult:
+    """Write the tree into ``dest``. A missing or empty ``dest`` is built beside it and renamed into place (a
+    partial tree never sits under its name); otherwise every file goes through a temporary name renamed into
+    place, and with ``delete`` entries the backup does not have are removed first."""
+    if not os.path.lexists(dest) or _empty_dir(dest):
+        return restore_by_swap(plan, chain, open_archive, dest, stamp=stamp, reporter=reporter,
+                               allow_symlinks_outside=allow_symlinks_outside)
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -258,6 +262,25 @@ def remove_stale_staging(live: Path) -> list[Path]:
         shutil.rmtree(path, ignore_errors=True)
         gone.append(path)
     return gone
+
+
+def _empty_dir(path: Path) -> bool:
+    try:
+        with os.scandir(path) as listing:
+            return path.is_dir() and not path.is_symlink() and next(listing, None) is None
+    except (NotADirectoryError, FileNotFoundError):
+        return False
+
+
+def _removed_if_empty(path: Path) -> bool:
+    """An empty directory (a fresh --target) is removed rather than kept aside."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        os.rmdir(path)
+        return True
+    except OSError:
+        return False
 
 
 def _copy_root_meta(live: Path, tree: SafeTree) -> None:

@@ -9,7 +9,6 @@ damaged stream raises IntegrityError.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from ..errors import IntegrityError
@@ -21,22 +20,55 @@ REGULAR = frozenset({b"0", b"\0", b"7"})
 HARDLINK, SYMLINK, CHAR, BLOCKDEV, DIRECTORY, FIFO = b"1", b"2", b"3", b"4", b"5", b"6"
 
 
-@dataclass(slots=True)
 class TarMember:
-    name: bytes
-    type: bytes
-    size: int
-    mode: int
-    uid: int
-    gid: int
-    mtime: float
-    linkname: bytes
-    offset: int
-    """Byte offset of the member's (first) header in the stream: for error messages."""
+    """One member. ``name``, ``type``, ``size``, ``linkname`` are parsed at once; mode, owner and mtime when asked
+    (a restore driven by the index never needs them: that saves most of the per-member parsing)."""
+
+    __slots__ = ("name", "type", "size", "linkname", "offset", "_block", "_pax")
+
+    def __init__(self, name: bytes, type: bytes, size: int, linkname: bytes, offset: int, block: bytes,
+                 pax: dict[bytes, bytes]) -> None:
+        self.name = name
+        self.type = type
+        self.size = size
+        self.linkname = linkname
+        self.offset = offset
+        """Byte offset of the member's (first) header in the stream: for error messages."""
+        self._block = block
+        self._pax = pax
 
     @property
     def is_file(self) -> bool:
         return self.type in REGULAR
+
+    def _field(self, key: bytes, start: int, end: int) -> int:
+        if key in self._pax:
+            try:
+                return int(self._pax[key])
+            except ValueError as err:
+                raise IntegrityError(f"damaged pax {key.decode()} at byte {self.offset}") from err
+        return _number(self._block[start:end], key.decode(), self.offset)
+
+    @property
+    def mode(self) -> int:
+        return _number(self._block[100:108], "mode", self.offset)
+
+    @property
+    def uid(self) -> int:
+        return self._field(b"uid", 108, 116)
+
+    @property
+    def gid(self) -> int:
+        return self._field(b"gid", 116, 124)
+
+    @property
+    def mtime(self) -> float:
+        if b"mtime" in self._pax:
+            try:
+                return float(self._pax[b"mtime"])
+            except ValueError as err:
+                raise IntegrityError(f"damaged pax mtime at byte {self.offset}") from err
+        return float(_number(self._block[136:148], "mtime", self.offset))
 
 
 def _number(field: bytes, what: str, offset: int) -> int:
@@ -184,22 +216,18 @@ class TarReader:
                 name = prefix + b"/" + name
         name = pax.get(b"path", long_name if long_name is not None else name)
         linkname = pax.get(b"linkpath", long_link if long_link is not None else _cstring(block[157:257]))
-        try:
-            if b"size" in pax:
+        if b"size" in pax:
+            try:
                 size = int(pax[b"size"])
-            uid = int(pax[b"uid"]) if b"uid" in pax else _number(block[108:116], "uid", offset)
-            gid = int(pax[b"gid"]) if b"gid" in pax else _number(block[116:124], "gid", offset)
-            mtime = float(pax[b"mtime"]) if b"mtime" in pax else float(_number(block[136:148], "mtime", offset))
-        except ValueError as err:
-            raise IntegrityError(f"damaged pax value at byte {offset}: {err}") from err
-        mode = _number(block[100:108], "mode", offset)
+            except ValueError as err:
+                raise IntegrityError(f"damaged pax size at byte {offset}") from err
         if kind in REGULAR or kind not in (HARDLINK, SYMLINK, CHAR, BLOCKDEV, DIRECTORY, FIFO):
             self._left, self._pad = size, -size % BLOCK
         else:
             size = 0  # headers of links, dirs and devices carry no content
         if kind == b"\0" and name.endswith(b"/"):
             kind = DIRECTORY  # old tar: a regular-typed member named with a trailing slash is a directory
-        return TarMember(name, kind, size, mode, uid, gid, mtime, linkname, offset)
+        return TarMember(name, kind, size, linkname, offset, block, pax)
 
     @staticmethod
     def _check_sum(block: bytes, offset: int) -> None:
