@@ -91,10 +91,18 @@ class ThrowawayRedis:
         process.terminate(self.proc)
 
 
+def remove_leftovers(scratch_root: Path) -> None:
+    """Scratch copies a killed drill left (drills exclude each other through the target lock)."""
+    if scratch_root.is_dir():
+        for path in scratch_root.iterdir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
     settings = ctx.settings
     objective = settings.recovery.objectives.data
-    scratch = (settings.recovery.scratch_dir or settings.paths.backup_root / ".drill") / stamp(ctx.now())
+    scratch_root = settings.recovery.scratch_dir or settings.paths.backup_root / ".drill"
+    scratch = scratch_root / stamp(ctx.now())
     record: dict[str, Any] = {"time": ctx.now().isoformat(), "ok": False, "backup": None, "objective_s": objective}
     redis: ThrowawayRedis | None = None
     started = time.monotonic()
@@ -111,6 +119,7 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
             return JobResult(f"dry run: the drill would restore {manifest.id} ({', '.join(components)}"
                              f"{' and Redis' if has_redis else ''}) into {scratch.parent}",
                              data={"backup": manifest.id, "scratch": str(scratch), "dry_run": True})
+        remove_leftovers(scratch_root)
         ctx.step("check chain", backup=manifest.id, chain=[m.id for m in chain])
         prepared = prepare(env, manifest, chain, components, False, notes)
         ctx.step("restore files", components=components)
