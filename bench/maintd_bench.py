@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from measure import CommandFailed, PeakRss
+from measure import CommandFailed, CpuMeter, PeakRss
 from pipelines import Keys
 
 HERE = Path(__file__).resolve().parent
@@ -72,7 +72,7 @@ class Maintd:
             reader = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()))  # type: ignore
             reader.start()
             with PeakRss(proc.pid) as peak:
-                proc.wait()
+                CpuMeter.wait(proc)
             reader.join()
         finally:
             killer.cancel()

@@ -20,6 +20,21 @@ FAST_RUNS = 5
 TIMEOUT_S = 3600.0
 
 
+class CpuMeter:
+    """CPU seconds (user + system) of every command run through this module, from wait4(): a step's CPU time is
+    the difference around it. Less sensitive than wall time to other work sharing the machine."""
+
+    total = 0.0
+
+    @classmethod
+    def wait(cls, proc: "subprocess.Popen[bytes]") -> int:
+        """Reaps proc (which must be ours and not yet reaped), counts its CPU, returns its exit code."""
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        cls.total += usage.ru_utime + usage.ru_stime
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        return proc.returncode
+
+
 def runs_for(first_s: float, default: int) -> int:
     """Total runs a measurement needs after a first one took `first_s`: one when it is over 30 s, at least five
     when it is under a second (timings that short vary 5-30% here), else the default."""
@@ -36,6 +51,8 @@ class Series:
 
     samples: list[float] = field(default_factory=list)
     bytes: int | None = None
+    cpu: list[float] = field(default_factory=list)
+    """CPU seconds of each sample (all processes involved, this benchmark's own Python excluded)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -51,7 +68,8 @@ class Series:
         return self.bytes / 1e6 / self.median if self.bytes and self.samples and self.median > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"samples": [round(s, 4) for s in self.samples], "bytes": self.bytes, **self.extra}
+        out: dict[str, Any] = {"samples": [round(s, 4) for s in self.samples], "bytes": self.bytes,
+                               "cpu_s": [round(c, 3) for c in self.cpu], **self.extra}
         if self.samples:
             out.update(median=round(self.median, 4), min=round(self.spread[0], 4), max=round(self.spread[1], 4))
         return out
@@ -67,10 +85,12 @@ def measure(step: Callable[[int], Any], *, runs: int = 3, prepare: Callable[[int
     while i < total:
         if prepare is not None:
             prepare(i)
+        cpu = CpuMeter.total
         started = time.perf_counter()
         reported = step(i)
         elapsed = time.perf_counter() - started
         series.samples.append(reported if isinstance(reported, float) else elapsed)
+        series.cpu.append(CpuMeter.total - cpu)
         if i == 0:
             total = runs_for(series.samples[0], runs)
         say(f"  {label} run {i + 1}/{total}: {series.samples[-1]:.2f} s")
@@ -192,7 +212,7 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: f
         killer.start()
         try:
             with PeakRss(proc.pid) as peak:
-                proc.wait()
+                CpuMeter.wait(proc)
         finally:
             killer.cancel()
         out.seek(0)
@@ -244,8 +264,13 @@ def pipeline(commands: Sequence[Sequence[str]], *, env: Mapping[str, str] | None
         finally:
             if out is not None:
                 out.close()
-        for argv, proc, err in zip(commands, procs, stderr_files):
-            code = proc.wait(max(1.0, deadline - time.monotonic()))
+        killer = threading.Timer(max(1.0, deadline - time.monotonic()), lambda: [p.kill() for p in procs])
+        killer.start()
+        try:
+            codes = [CpuMeter.wait(proc) for proc in procs]
+        finally:
+            killer.cancel()
+        for argv, code, err in zip(commands, codes, stderr_files):
             if code != 0:
                 err.seek(0)
                 raise CommandFailed(f"{' '.join(map(str, argv))} exited with {code}: "

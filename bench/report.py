@@ -49,6 +49,11 @@ def _rate(entry: dict[str, Any] | None, show: bool) -> str:
     return f"{entry['bytes'] / 1e6 / entry['median']:.0f}"
 
 
+def _cpu(entry: dict[str, Any] | None) -> str:
+    values = sorted(entry.get("cpu_s") or []) if entry else []
+    return f"{values[len(values) // 2]:.1f}" if values else "-"
+
+
 def ratio(results: dict[str, Any], dataset: str, top: str, bottom: str) -> float | None:
     """median(top) / median(bottom): how many times faster `bottom` is than `top`."""
     a, b = _task(results, dataset, top), _task(results, dataset, bottom)
@@ -164,13 +169,16 @@ def render(results: dict[str, Any]) -> str:
               "(16-72 MiB: random, half-compressible, logs), 20 symlinks. small: 200k files of 1-4 KB, 100 per "
               "directory, three levels. The restic repo size is after the whole sequence (full, no-change, 1% "
               "changed).", "",
-              "## Seconds (median, min-max, n) and MB/s of the dataset", "",
-              "| task | mixed s | mixed MB/s | small s | small MB/s |", "|---|---|---|---|---|"]
+              "## Seconds (median, min-max, n), MB/s of the dataset, CPU seconds", "",
+              "CPU s: user + system seconds of every process of the step (median), the benchmark's own Python "
+              "excluded; for maintd it includes the child's interpreter start and imports (~0.4 s). It moves "
+              "less than wall time when other work shares the machine.", "",
+              "| task | mixed s | MB/s | CPU s | small s | MB/s | CPU s |", "|---|---|---|---|---|---|---|"]
     for task, label, show_rate in ROWS:
         entries = [_task(results, d, task) for d in DATASETS]
         if all(e is None for e in entries):
             continue
-        cells = " | ".join(f"{_cell(e)} | {_rate(e, show_rate)}" for e in entries)
+        cells = " | ".join(f"{_cell(e)} | {_rate(e, show_rate)} | {_cpu(e)}" for e in entries)
         lines.append(f"| {label} | {cells} |")
     lines += ["", "## Ratios (medians)", "", "| comparison | mixed | small |", "|---|---|---|"]
     comparisons = (

@@ -11,7 +11,7 @@ from typing import Callable
 
 import make_datasets
 from maintd_bench import Maintd, Unavailable
-from measure import FAST_RUNS, FAST_S, SLOW_S, Series, measure, sync
+from measure import FAST_RUNS, FAST_S, SLOW_S, CpuMeter, Series, measure, sync
 from pipelines import (Keys, Restic, check_restored, existing_backup, existing_restore, read_only, shell_backup,
                        shell_restore)
 
@@ -117,10 +117,12 @@ class Sequence:
             if j and between is not None:
                 between()
             sync()
+            cpu = CpuMeter.total
             started = clock.perf_counter()
             reported = step()
             elapsed = clock.perf_counter() - started
             series.samples.append(reported if reported is not None else elapsed)
+            series.cpu.append(CpuMeter.total - cpu)
             if j == 0 and repeatable:
                 count = per_rep(series.samples[0], self.reps)
             self.ctx.say(f"  {self.tool} {task} (rep {rep + 1}/{self.reps}): {series.samples[-1]:.2f} s")
