@@ -134,8 +134,9 @@ def _padding(size: int) -> int:
 class TarWriter:
     """Writes members to ``sink`` (any ``write(bytes)``), batching small pieces into ~1 MiB writes."""
 
-    def __init__(self, sink: Callable[[bytes], object]) -> None:
+    def __init__(self, sink: Callable[[bytes], object], poll: Callable[[], None] | None = None) -> None:
         self._sink = sink
+        self._poll = poll  # called between the chunks of a large file (cancellation, progress)
         self._pieces: list[bytes] = []
         self._pending = 0
         self.written = 0
@@ -192,6 +193,8 @@ class TarWriter:
                 remaining -= len(chunk)
             if remaining == 0 or not chunk or outcome != OK:
                 break
+            if self._poll is not None:
+                self._poll()
             try:
                 request = min(READ_CHUNK, remaining + 1)
                 chunk = os.read(fd, request)

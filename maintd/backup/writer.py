@@ -101,6 +101,14 @@ class Tracker:
                 self._last = now
                 self.emit()
 
+    def poll(self) -> None:
+        """Between chunks of a large file: honour cancellation, keep progress alive."""
+        self._check()
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_EVERY_S:
+            self._last = now
+            self.emit()
+
     def emit(self, phase: str | None = None) -> None:
         if phase is not None:
             self.phase = phase
@@ -197,7 +205,7 @@ def write_component(staging: Staging, gpg: Gpg, options: Options, spec: Componen
         raise
     try:
         index_out.add(index.encode_header(spec.name, spec.root, backup_id))
-        tar = archive.TarWriter(archive_out.write)
+        tar = archive.TarWriter(archive_out.write, tracker.poll)
         stats = scan.ScanStats()
         lookup = index.Lookup(_guarded(parent)) if parent is not None else None
         _copy_tree(spec, entries_of(spec, component_warn, stats), tar, index_out, lookup, backup_id, result,

@@ -113,3 +113,25 @@ def test_a_full_disk_fails_clearly_and_keeps_older_backups(backup_env, small_dis
     (env.data / "big.bin").unlink()
     assert env.backup("incremental").data["parent"] == first
     assert run_job(env, "verify", {"all": True}).outcome is None
+
+
+def test_a_cancelled_backup_leaves_nothing_behind(backup_env) -> None:
+    from maintd.errors import Cancelled
+    from maintd.jobs.backup import perform
+    from maintd.model import BackupType
+    from tests.integration.backup.conftest import job_context
+
+    env: BackupEnv = backup_env()
+    for number in range(600):
+        (env.data / f"f{number}").write_text("x" * number)
+    ctx = job_context(env, "backup")
+
+    def emit(name: str, fields: dict) -> None:
+        if str(fields.get("phase", "")).startswith("archive:data"):
+            ctx.cancel_event.set()  # what the runner does on a timeout or a stop
+
+    ctx.emit = emit
+    with pytest.raises(Cancelled):
+        perform(ctx, BackupType.FULL)
+    assert env.catalog.list() == []
+    assert not any((env.catalog.root / ".incomplete").iterdir())
