@@ -9,26 +9,24 @@ From a script, without the daemon: ``run_backup(settings, state, "full")`` (see 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import structlog
 
 from .. import __version__
 from ..backup import plan as planning
-from ..backup import rdb, reader, scan
+from ..backup import parents, rdb, reader, scan
 from ..backup.catalog import Catalog, Manifest, crash_point
 from ..backup.ids import new_id
 from ..backup.plan import ManifestInput, Plan
 from ..backup.writer import ComponentResult, ComponentSpec, Options, ParentUnusable, Tracker, write_component
 from ..edges.gpg import PUBLIC_KEY, Gpg
-from ..errors import (Cancelled, ConfigError, GpgError, IntegrityError, MaintdError, StorageError, UnavailableError,
-                      UsageError)
+from ..errors import Cancelled, ConfigError, GpgError, MaintdError, StorageError, UnavailableError, UsageError
 from ..model import BackupType, Trigger
 from .base import JobContext, JobResult, JobSpec
 
@@ -148,44 +146,11 @@ def _plan(ctx: JobContext, catalog: Catalog, gpg: Gpg, manifests: list[Manifest]
     plan = planning.plan_backup(manifests, requested)
     if plan.parent is None:
         return plan
-    problem = _parent_problem(ctx, catalog, gpg, plan.parent, specs, missing)
+    problem = parents.problem(ctx.state, catalog, gpg, plan.parent, specs, missing)
     if problem is None:
         return plan
     ctx.log.warning("backup.parent_unusable", backup_id=plan.parent.id, reason=problem)
     return planning.plan_backup(manifests, requested, unusable={plan.parent.id: problem})
-
-
-def _parent_problem(ctx: JobContext, catalog: Catalog, gpg: Gpg, parent: Manifest, specs: list[ComponentSpec],
-                    missing: dict[str, str]) -> str | None:
-    try:
-        catalog.chain(parent.id)
-    except MaintdError as err:
-        return err.message
-    verified = ctx.state.get(f"verify.{parent.id}")
-    if isinstance(verified, dict) and verified.get("ok") is False:
-        return f"it failed verification at {verified.get('time')}"
-    for spec in specs:
-        if spec.name in missing or _parent_component(parent, spec) is None:
-            continue
-        cached = reader.cache_path(catalog, parent.id, spec.name)
-        if not (cached is not None and cached.is_file()):
-            if not gpg.has_secret_key():
-                return (f"its {spec.name} index has no local cache copy and this host cannot decrypt it "
-                        "(public-key mode)")
-            try:
-                reader.check_object(catalog, parent.id, parent.index_name(spec.name), parent)
-            except (IntegrityError, MaintdError) as err:
-                return err.message
-    return None
-
-
-def _parent_component(parent: Manifest | None, spec: ComponentSpec) -> dict[str, Any] | None:
-    if parent is None:
-        return None
-    entry = parent.components.get(spec.name)
-    if not entry or entry.get("missing") or entry.get("root") != spec.root:
-        return None
-    return entry
 
 
 def _totals(plan: Plan, manifests: list[Manifest], specs: list[ComponentSpec],
@@ -247,7 +212,7 @@ def _write(ctx: JobContext, catalog: Catalog, gpg: Gpg, plan: Plan, specs: list[
             if spec.name in missing:
                 continue
             tracker.emit(f"archive:{spec.name}")
-            with _parent_index(catalog, gpg, plan.parent, spec) as parent_entries:
+            with parents.entries(catalog, gpg, plan.parent, spec) as parent_entries:
                 results[spec.name] = write_component(
                     staging, gpg, options, spec, backup_id=backup_id, parent=parent_entries,
                     cache=cache_dir / f"{spec.name}{reader.CACHE_SUFFIX}" if cache_dir is not None else None,
@@ -291,28 +256,6 @@ def _redis(ctx: JobContext, staging: Any, gpg: Gpg, options: Options, warnings: 
                      threads=options.threads)
     objects[copy.name] = copy.info
     return copy.manifest, False
-
-
-@contextlib.contextmanager
-def _parent_index(catalog: Catalog, gpg: Gpg, parent: Manifest | None,
-                  spec: ComponentSpec) -> Iterator[Iterator[Any] | None]:
-    """The parent's index entries of this component (the local cache copy when there is one), or None when the
-    parent does not have the component (all its files are then new)."""
-    if parent is None or _parent_component(parent, spec) is None:
-        yield None
-        return
-    cached = reader.cache_path(catalog, parent.id, spec.name)
-    with contextlib.ExitStack() as stack:
-        try:
-            if cached is not None and cached.is_file():
-                _header, entries = stack.enter_context(reader.open_cached_index(cached))
-            else:
-                _header, entries = stack.enter_context(reader.open_index(catalog, gpg, parent.id, spec.name, parent))
-        except MaintdError as err:
-            raise ParentUnusable(f"the parent's {spec.name} index is unusable: {err.message}") from err
-        except OSError as err:
-            raise ParentUnusable(f"the parent's {spec.name} index is unreadable: {err.strerror}") from err
-        yield entries
 
 
 def _application_version(settings: Any) -> str | None:
