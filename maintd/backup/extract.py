@@ -139,7 +139,9 @@ class SafeTree:
             if not create:
                 raise
             try:
-                os.mkdir(name, 0o700, dir_fd=parent)
+                # A parent the caller did not create itself (e.g. /etc/nginx for a `system` file): an ordinary
+                # directory. Directories the restore knows about get their recorded mode at the end.
+                os.mkdir(name, 0o755, dir_fd=parent)
             except FileExistsError:
                 pass  # raced with ourselves: open it below
             fd = self._open_dir_checked(parent, parts)
