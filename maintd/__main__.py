@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         from .checkconfig import main as check_config
         return check_config(options.config)
     if options.command == "demo":
-        from .demo import run_demo
+        from .demo.run import run_demo
         return run_demo(options.root, log_format=options.log_format)
     raise AssertionError(options.command)
 
