@@ -33,6 +33,7 @@ def _backup_in_child(config: Path, kind: str, crash_at: str | None) -> subproces
                           timeout=120, cwd=ROOT)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["after-redis", "in-archive", "before-manifest", "before-rename"])
 def test_a_backup_killed_at_any_phase_leaves_nothing_listed(backup_env, tmp_path: Path, phase: str) -> None:
     env: BackupEnv = backup_env()

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.backup.conftest import BackupEnv
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -28,6 +30,7 @@ print(json.dumps({"rss_kib": peak, "bytes": result.data["bytes"],
 LIMIT_MIB = 200
 
 
+@pytest.mark.slow
 def test_peak_memory_stays_bounded_for_large_files_and_many_files(backup_env, tmp_path: Path) -> None:
     env: BackupEnv = backup_env()
     chunk = os.urandom(1 << 20)

@@ -82,3 +82,20 @@ def test_a_missing_extra_path_is_a_warning(tmp_path: Path) -> None:
     warnings: list[str] = []
     assert list(scan.walk_paths([str(tmp_path / "nope")], warn=warnings.append)) == []
     assert "does not exist" in warnings[0]
+
+
+def test_sockets_and_devices_are_recorded_with_their_device_number(tmp_path: Path) -> None:
+    import socket
+    import stat as stat_module
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "sock"))
+    try:
+        os.mknod(tmp_path / "null", stat_module.S_IFCHR | 0o600, os.makedev(1, 3))
+        found = {e.path: e for e in scan.walk(os.fsencode(tmp_path))}
+    finally:
+        server.close()
+    assert found[b"sock"].type == index.SOCKET
+    assert found[b"null"].type == index.CHAR and found[b"null"].rdev == os.makedev(1, 3)
+    line = index.encode(found[b"null"])
+    assert index.decode(line).rdev == os.makedev(1, 3)
