@@ -64,3 +64,36 @@ def test_gpg_zstd_and_tar_restore_a_full_backup_byte_for_byte(backup_env, tmp_pa
     assert _describe(target) == _describe(data)
     subprocess.run(["gpgconf", "--homedir", str(tmp_path / "operator-gnupg"), "--kill", "gpg-agent"],
                    check=False, capture_output=True)
+
+
+def test_gzip_backups_verify_and_restore_with_gpg_gzip_and_tar(backup_env, tmp_path: Path) -> None:
+    from tests.integration.backup.conftest import run_job
+
+    env: BackupEnv = backup_env({"backup": {"compression": "gzip", "compression_level": 1}})
+    (env.data / "text.txt").write_text("compressible " * 5000)
+    (env.data / "bin").write_bytes(os.urandom(300_000))
+    first = env.backup("full").data["id"]
+    (env.data / "text.txt").write_text("changed")
+    second = env.backup("incremental").data
+    assert set(env.catalog.get(second["id"]).objects) >= {"data.tar.gz.gpg", "data.index.gz.gpg"}
+    assert second["stored_files"] == 1
+    assert run_job(env, "verify", {"all": True}).outcome is None
+
+    target = tmp_path / "restored"
+    target.mkdir()
+    home = tmp_path / "operator-gnupg"
+    home.mkdir(mode=0o700)
+    gpg = subprocess.Popen(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
+                            "--passphrase-file", str(env.settings.backup.passphrase_file), "-d",
+                            str(env.catalog.object_path(first, "data.tar.gz.gpg"))],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    gunzip = subprocess.Popen(["gzip", "-d"], stdin=gpg.stdout, stdout=subprocess.PIPE)
+    assert gpg.stdout is not None and gunzip.stdout is not None
+    gpg.stdout.close()
+    tar = subprocess.run(["tar", "-xpf", "-", "-C", str(target)], stdin=gunzip.stdout, capture_output=True,
+                         timeout=60)
+    gunzip.stdout.close()
+    assert gunzip.wait(60) == 0 and gpg.wait(60) == 0 and tar.returncode == 0, tar.stderr
+    assert (target / "text.txt").read_text() == "compressible " * 5000
+    assert (target / "bin").read_bytes() == (env.data / "bin").read_bytes()
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True)
