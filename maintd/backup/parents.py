@@ -71,3 +71,8 @@ def entries(catalog: Catalog, gpg: Gpg, parent: Manifest | None,
         except OSError as err:
             raise ParentUnusable(f"the parent's {spec.name} index is unreadable: {err.strerror}") from err
         yield found
+        try:
+            for _rest in found:  # read to the end: the object's checks run there, and gpg ends cleanly
+                pass
+        except MaintdError as err:
+            raise ParentUnusable(f"the parent's {spec.name} index is unusable: {err.message}") from err

@@ -31,6 +31,7 @@ log = structlog.get_logger("maintd.gpg")
 CHUNK = 1 << 20
 QUEUE_CHUNKS = 4
 CANARY = b"maintd key self-test canary\n" * 4
+PROBE_CHUNKS = 64
 _POLL_S = 0.2
 SYMMETRIC, PUBLIC_KEY = "symmetric", "public-key"
 
@@ -135,7 +136,11 @@ class Gpg:
         passphrase fails at once). Raises GpgError naming ``what``."""
         reader = self.decrypt_stream(source)
         try:
-            reader.read(1)
+            # A wrong passphrase fails before the first byte. Small objects are read to the end so that gpg exits
+            # cleanly (an aborted gpg makes python-gnupg log a warning); large ones are abandoned after 1 MiB.
+            for _ in range(PROBE_CHUNKS):
+                if not reader.read(CHUNK):
+                    break
         except GpgError as err:
             raise GpgError(f"the configured key does not open {what}: wrong passphrase or key?",
                            detail=err.detail) from err

@@ -63,3 +63,13 @@ def test_public_key_mode_uses_the_index_cache_and_falls_back_to_full(backup_env,
 
     env.catalog.delete(full["id"])
     assert not (cache / full["id"]).exists()
+
+
+def test_a_missing_recipient_key_fails_at_the_self_test(backup_env) -> None:
+    from maintd.errors import GpgError
+
+    env: BackupEnv = backup_env({"backup": {"recipients": ["0123456789ABCDEF0123456789ABCDEF01234567"],
+                                            "passphrase_file": ""}})
+    with pytest.raises(GpgError, match="could not encrypt"):
+        env.backup("full")
+    assert env.catalog.list() == []
