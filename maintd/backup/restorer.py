@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, ContextManager, Protocol
 
 from ..errors import IntegrityError, StorageError
+from .catalog import crash_point
 from .extract import Meta, SafeTree, remove_leftover_temps, show
 from .restore_plan import ComponentPlan, Present, Want, diff, dirs_deepest_first, removals, side_names
 from .tar_reader import TarReader
@@ -222,10 +223,12 @@ def restore_by_swap(plan: ComponentPlan, chain: list[str], open_archive: OpenArc
                        result=result)
             if plan.root_meta is None:
                 _copy_root_meta(live, tree)
+        crash_point("restore-tree-written")
         sync_filesystem(staging)  # the new tree is on disk before it goes live (instead of an fsync per file)
         if os.path.lexists(live) and not _removed_if_empty(live):
             _rename(live, kept, live)
             result.kept = kept
+        crash_point("restore-between-renames")
         _rename(staging, live, live)
         _fsync_dir(live.parent)
     except BaseException:

@@ -102,3 +102,22 @@ def test_list_and_usage_errors(bare_host, tmp_path: Path) -> None:
     missing = _maintd("20000101T000000.000000Z-full", "--backup-root", str(usb), "--passphrase-file", str(key),
                       "--state-dir", str(tmp_path / "s"), "--target", str(tmp_path / "t"))
     assert missing.returncode == 64 and "no committed backup" in missing.stderr
+
+
+@pytest.mark.parametrize("phase", ["restore-tree-written", "restore-between-renames"])
+def test_a_restore_killed_before_it_went_live_is_completed_by_the_next_one(rig: Rig, bare_host, phase: str) -> None:
+    _, _, expected, _ = bare_host
+    (rig.data / "sub" / "file.txt").write_text("damaged\n")
+    args = ("--config", str(rig.root / "maintd.toml"), "--component", "data")
+    killed = _maintd(*args, env_extra={"MAINTD_TEST_CRASH_AT": phase})
+    assert killed.returncode == -9
+    staging = list(rig.root.glob(".data.restoring.*"))
+    assert len(staging) == 1  # hidden, never live
+    if phase == "restore-tree-written":
+        assert (rig.data / "sub" / "file.txt").read_text() == "damaged\n"  # the live tree untouched
+    else:
+        assert not rig.data.exists() and len(list(rig.root.glob("data.pre-restore.*"))) == 1
+    again = _maintd(*args)
+    assert again.returncode == 0, again.stderr
+    assert differences(expected, snapshot(rig.data)) == []
+    assert not list(rig.root.glob(".data.restoring.*"))
