@@ -4,7 +4,8 @@
   `<base>?rid=` when it ends succeeded/warning, `<base>/fail?rid=` otherwise. The run id is a UUID, as
   healthchecks.io requires for `rid`.
 - Webhook (notify.webhook_url_file): a JSON POST {job, entry, run_id, trigger, outcome, summary, error,
-  duration_s, started, finished, host} for each run whose outcome is listed in notify.on.
+  duration_s, started, finished, host} for each run whose outcome is listed in notify.on, and for every
+  `recover` run.
 
 URLs are secrets (they carry tokens): read from their files at send time, never logged. Sending happens on one
 background thread, in order, so a slow or dead endpoint never delays a job; a failure is a logged warning,
@@ -74,7 +75,9 @@ class Notifier:
             kind = "success" if record.outcome.ok else "fail"
             self._submit(lambda: self._ping(kind, record.run_id, {"outcome": record.outcome.value,
                                                                   "summary": record.summary}))
-        if notify.webhook_url_file is not None and record.outcome.value in notify.on:
+        # Every recovery is reported (its summary carries the measured time against the objective), whatever
+        # notify.on says: the operator must hear that the service was rebuilt.
+        if notify.webhook_url_file is not None and (record.outcome.value in notify.on or record.job == "recover"):
             body = webhook_body(record, self.host)
             self._submit(lambda: self._webhook(body))
 

@@ -10,7 +10,10 @@ from typing import Any, Callable
 
 import pytest
 
+from maintd.jobs import registry
 from maintd.model import Outcome
+from maintd.runtime.notify import Notifier
+from maintd.runtime.runner import Runner
 from tests.support.gpg_home import PASSPHRASE
 from tests.support.trees import differences, snapshot
 
@@ -159,3 +162,17 @@ def test_a_dry_run_or_a_damaged_backup_leaves_the_running_service_alone(make_sta
     assert failed.outcome is Outcome.FAILED and archive.name in failed.summary
     assert stack.app.pid() == app_pid and stack.redis.client().dbsize() == 41  # checked before stopping anything
     assert not list(stack.rig.root.glob("data.pre-restore.*"))
+
+
+def test_a_successful_recovery_is_notified_with_its_measured_time(make_stack: Make, tmp_path: Path) -> None:
+    url_file = tmp_path / "webhook.url"
+    stack = make_stack(extra={"notify": {"webhook_url_file": str(url_file)}})
+    url_file.write_text(f"http://127.0.0.1:{stack.app.port}/notify\n")  # the stand-in app logs what it gets
+    notifier = Notifier(stack.rig.settings)
+    runner = Runner(stack.rig.settings, stack.rig.state, registry(), notifier=notifier)
+    record = runner.run_sync("recover", args={"mode": "service"})
+    assert record.outcome is Outcome.SUCCEEDED and "succeeded" not in stack.rig.settings.notify.on
+    assert notifier.flush(10)
+    runner.stop(5)
+    posted = [m for m in _notified(stack) if m.get("job") == "recover"]
+    assert posted and posted[-1]["outcome"] == "succeeded" and "(objective 5 min): met" in posted[-1]["summary"]
