@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn
 
 from . import __version__, cli_render, protocol
-from .errors import EX_CONFIG, EX_FAILED, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE
+from .errors import (EX_CONFIG, EX_DATAERR, EX_FAILED, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE,
+                     EX_USAGE)
+
+PASSED_THROUGH_EXIT_CODES = frozenset({EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_NOPERM, EX_CONFIG})
 
 DEFAULT_SOCKET = Path("/run/maintd/maintd.sock")
 OK_OUTCOMES = ("succeeded", "warning", "skipped")
@@ -139,7 +142,19 @@ def finish_run(view: dict[str, Any], options: argparse.Namespace, *, flat: bool)
             emit_json(view)
     else:
         print(cli_render.result_text(view))
-    return EX_OK if view["outcome"] in OK_OUTCOMES else EX_FAILED
+    return run_exit_code(view)
+
+
+def run_exit_code(view: dict[str, Any]) -> int:
+    """0 for an ok outcome; for a run that failed with a classified error (unknown backup id: 64, damaged
+    backup: 65, Redis or a service unavailable: 69), that error's code; else 1."""
+    if view["outcome"] in OK_OUTCOMES:
+        return EX_OK
+    data = view.get("data") if isinstance(view.get("data"), dict) else {}
+    code = data.get("exit_code")
+    if view["outcome"] == "failed" and isinstance(code, int) and code in PASSED_THROUGH_EXIT_CODES:
+        return code
+    return EX_FAILED
 
 
 def start_run(client: Client, options: argparse.Namespace, job: str, args: dict[str, Any], *,

@@ -262,7 +262,9 @@ class Runner:
             if outcome is Outcome.TIMEOUT:
                 summary = f"timed out after {handle.timeout_s:g}s"
         except MaintdError as err:
-            outcome, summary, data, error = Outcome.FAILED, _first_line(str(err)), {}, str(err)
+            # The error's class travels with the record, so maintctl can exit 64/65/69 rather than a bare 1.
+            outcome, summary, error = Outcome.FAILED, _first_line(str(err)), str(err)
+            data = {"error_code": err.code, "exit_code": err.exit_code}
         except BaseException as err:  # noqa: BLE001 - a job's bug is an outcome, not the runner's death
             error = _traceback(err)
             log.error("job.crashed", job=handle.job, run_id=handle.run_id, error=repr(err), exc_info=err)

@@ -58,6 +58,15 @@ def test_failed_run_exits_1_with_the_reason(daemons: DaemonFactory) -> None:
     assert "health failed" in result.stdout and "nothing-there" in result.stdout
 
 
+def test_a_run_failing_with_a_classified_error_exits_with_its_code(daemons: DaemonFactory) -> None:
+    daemon = daemons.start()
+    unknown = daemon.ctl("verify", "20990101T000000.000000Z-full")
+    assert unknown.returncode == 64, (unknown.stdout, unknown.stderr)
+    assert "20990101T000000.000000Z-full" in unknown.stdout + unknown.stderr
+    as_json = json.loads(daemon.ctl("--json", "verify", "20990101T000000.000000Z-full").stdout)
+    assert as_json["outcome"] == "failed" and as_json["error_code"] == "not_found"
+
+
 def test_busy_wait_watch_and_cancel(daemons: DaemonFactory, slow_endpoint: SlowHealthEndpoint) -> None:
     daemon = daemons.start(slow_probe(slow_endpoint))
     first = json.loads(daemon.ctl("--json", "run", "health", "--detach").stdout)["run_id"]
