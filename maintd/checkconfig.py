@@ -36,6 +36,7 @@ def config_problems(settings: config.Settings, path: Path, specs: Mapping[str, J
         if default is not None and default.job_name(key) == job:
             continue
         problems.append(f"{path}: jobs.{key}.job: no job named {job!r} (have: {', '.join(sorted(specs))})")
+    problems += [f"{path}: {p}" for p in secret_file_problems(settings)]
     for key in ("admin_group", "read_group"):
         name = getattr(settings.control, key)
         if name:
@@ -43,6 +44,29 @@ def config_problems(settings: config.Settings, path: Path, specs: Mapping[str, J
                 group_id(name, key)
             except ConfigError as err:
                 problems += [f"{path}: {p}" for p in err.problems]
+    return problems
+
+
+def secret_file_problems(settings: config.Settings) -> list[str]:
+    """Secret files named by the config must be readable now, not at the first backup at 01:00. Content is
+    never read into a message."""
+    # In public-key mode the passphrase file is optional (only verify/restore on a host with the secret key).
+    passphrase = settings.backup.passphrase_file if not settings.backup.recipients else None
+    named = {"backup.passphrase_file": passphrase,
+             "redis.password_file": settings.redis.password_file,
+             "redis.tls_ca_file": getattr(settings.redis, "tls_ca_file", None),
+             "notify.webhook_url_file": settings.notify.webhook_url_file,
+             "notify.healthchecks_url_file": settings.notify.healthchecks_url_file}
+    named.update({f"backup.tiers.{t.name}.ssh_key_file": t.ssh_key_file for t in settings.backup.tiers})
+    problems = []
+    for key, file in named.items():
+        if file is None:
+            continue
+        try:
+            with open(file, "rb"):
+                pass
+        except OSError as err:
+            problems.append(f"{key}: cannot read {file}: {err.strerror}")
     return problems
 
 

@@ -52,9 +52,13 @@ def validate_schedules(settings: "Settings") -> list[str]:
     for key, entry in settings.jobs.items():
         if entry.schedule:
             try:
-                cron_trigger(entry.schedule, settings.tz, entry=key)
+                trigger = cron_trigger(entry.schedule, settings.tz, entry=key)
             except ConfigError as err:
                 problems.extend(err.problems)
+                continue
+            if entry.enabled and trigger.get_next_fire_time(None, datetime.now(settings.tz)) is None:
+                problems.append(f"jobs.{key}.schedule: {entry.schedule!r} never fires (no such date); "
+                                "use schedule = \"\" for on-demand only")
     return problems
 
 

@@ -59,3 +59,14 @@ def test_version_missing_config_and_usage(tmp_path: Path) -> None:
     assert missing.returncode == 78 and "not found" in missing.stderr
     assert maintd("frobnicate").returncode == 64
     assert maintd("restore", "--help").returncode == 0  # the offline restore is wired in
+
+
+def test_check_config_reports_unreadable_secrets_and_schedules_that_never_fire(tmp_path) -> None:
+    from tests.support.configs import write_config
+    path = write_config(tmp_path, {"backup": {"passphrase_file": str(tmp_path / "nope.passphrase")},
+                                   "jobs": {"health": {"schedule": "0 0 31 2 *"}}})
+    result = subprocess.run([sys.executable, "-m", "maintd", "check-config", "--config", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 78
+    assert f"{path}: backup.passphrase_file: cannot read {tmp_path / 'nope.passphrase'}" in result.stderr
+    assert f"{path}: jobs.health.schedule: '0 0 31 2 *' never fires" in result.stderr
