@@ -23,7 +23,7 @@ from .tier_objects import record_of
 from .tier_rsync import RsyncTier
 
 if TYPE_CHECKING:
-    from ..jobs.base import JobContext
+    from ..job_contract import JobContext
     from ..state import State
 
 Store = DirTier | RsyncTier

@@ -22,13 +22,13 @@ from ..backup.catalog import Catalog
 from ..backup.restore_plan import stamp
 from ..backup.restore_run import (SYSTEM, Prepared, RestoreEnv, RestoreRequest, choose, execute, open_key, prepare)
 from ..backup.restorer import preview
-from ..jobs.base import JobResult
+from ..job_contract import JobResult
 from ..model import Outcome
 from .rto import verdict
 from .steps import Run, ensure_redis, redis_layout, restart_stopped, restore_redis, start_units, stop_units, verify
 
 if TYPE_CHECKING:
-    from ..jobs.base import JobContext
+    from ..job_contract import JobContext
 
 MODES = ("service", "configuration", "data", "full")
 WHAT = {"service": "recovered the service", "configuration": "recovered the configuration",

@@ -17,7 +17,7 @@ from ..health.check import wait_healthy
 from .redis_restore import RedisLayout, ask_layout, configured_layout, key_problems, place_snapshot, require_layout
 
 if TYPE_CHECKING:
-    from ..jobs.base import JobContext
+    from ..job_contract import JobContext
 
 
 @dataclass
