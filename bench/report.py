@@ -54,6 +54,15 @@ def _cpu(entry: dict[str, Any] | None) -> str:
     return f"{values[len(values) // 2]:.1f}" if values else "-"
 
 
+def cpu_ratio(results: dict[str, Any], dataset: str, top: str, bottom: str) -> float | None:
+    """median CPU(top) / median CPU(bottom)."""
+    a, b = _task(results, dataset, top), _task(results, dataset, bottom)
+    ca, cb = (sorted(e.get("cpu_s") or []) if e else [] for e in (a, b))
+    if not ca or not cb or cb[len(cb) // 2] <= 0:
+        return None
+    return ca[len(ca) // 2] / cb[len(cb) // 2]
+
+
 def ratio(results: dict[str, Any], dataset: str, top: str, bottom: str) -> float | None:
     """median(top) / median(bottom): how many times faster `bottom` is than `top`."""
     a, b = _task(results, dataset, top), _task(results, dataset, bottom)
@@ -139,6 +148,10 @@ def render(results: dict[str, Any]) -> str:
     for text, met, figures in targets(results):
         verdict = "not measured" if met is None else ("**met**" if met else "**NOT met**")
         lines.append(f"- {text}: {verdict} ({figures})")
+    ceiling = [ratio(results, d, "existing.backup", "shell.backup") for d in DATASETS]
+    lines.append("- for reference, the shell pipeline itself is " + ", ".join(
+        f"{'n/a' if r is None else f'{r:.1f}x'} ({d})" for r, d in zip(ceiling, DATASETS))
+        + " the existing pipeline's speed on this run")
     lines += ["", "## Machine", ""]
     for key in ("cpu", "cpus", "ram", "kernel", "python", "filesystem"):
         lines.append(f"- {key}: {machine.get(key, '?')}")
@@ -197,6 +210,17 @@ def render(results: dict[str, Any]) -> str:
         for dataset in DATASETS:
             r = ratio(results, dataset, top, bottom)
             cells.append("n/a" if r is None else (f"{r:.2f}x" if unit == "x" else f"{r:.0%}"))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    cpu_rows = (("maintd full: CPU seconds relative to the shell pipeline's (1.0 = as efficient)", "maintd.full",
+                 "shell.backup"),
+                ("maintd full: CPU seconds relative to restic full's", "maintd.full", "restic.full"),
+                ("maintd no-change incremental: CPU seconds relative to restic's second run", "maintd.nochange",
+                 "restic.nochange"))
+    for label, top, bottom in cpu_rows:
+        cells = []
+        for dataset in DATASETS:
+            r = cpu_ratio(results, dataset, top, bottom)
+            cells.append("n/a" if r is None else f"{r:.2f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "## Peak memory (max RSS)", ""] + rss_table(results)
     lines += ["", "## How it was measured", ""] + [f"- {note}" for note in METHOD]

@@ -40,7 +40,7 @@ def machine_info(work: Path) -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
                  platform.processor() or "?")
     try:
-        fs = run(["stat", "-f", "-c", "%T", str(work)], timeout=10).stdout.decode().strip()
+        fs = run(["findmnt", "-n", "-o", "FSTYPE,SOURCE", "--target", str(work)], timeout=10).stdout.decode().strip()
     except Exception:  # noqa: BLE001 - informative only
         fs = "?"
     tools = {
