@@ -12,9 +12,11 @@ and returns a Plan with one Decision per backup. The rules, in the order their r
   drag chains of incrementals along; with ``"newest"`` simply the newest (restic's choice). Rules are independent:
   one backup may satisfy several, and each rule keeps at most its count;
 - chain: every member of a kept backup's chain is kept ("parent of <id>");
-- bad backups (partial, failed verify, or a chain with a missing or damaged member) never count as good. Each is
-  kept while no newer good backup exists (it may be the best there is) and deleted once one does
-  ("partial: superseded by <id>").
+- bad backups (partial, failed verify, or a chain with a missing or damaged member) never count as good: they
+  satisfy no period rule, are never the safety keep and protect nothing. But being bad is no reason to delete
+  one: it is kept while its type's age limit would keep a good one ("partial, kept: within 7 days
+  (incremental)") and while no newer good backup exists ("..., kept: no newer good backup"), and deleted only
+  after both ("partial: older than 7 days (incremental), superseded by <id>") and when no kept backup needs it.
 
 The plan is deterministic (input order does not matter) and idempotent: deleting what it deletes and planning
 again deletes nothing more.
@@ -196,15 +198,24 @@ def plan(backups: Iterable[BackupRecord], policy: Policy, now: datetime, tz: tzi
         for backup_id, key in _period_picks(good, kind, getattr(policy, kind), tz, pick).items():
             reasons[backup_id].append(f"{kind} {key}")
 
-    # A bad backup stays while nothing good is newer: it may be the best there is.
+    # A bad backup never counts as good, but being bad (or superseded) is no reason to delete it: it may hold the
+    # only copy of some state, and a verify run with a wrong key once marked every backup failed. It stays while
+    # its type's age limit keeps it and while nothing good is newer; then it goes like any other old backup.
     superseded: dict[str, str] = {}
     for record in records:
-        if record.id in bad:
-            newer = [g for g in good if _order(g) > _order(record)]
-            if newer:
-                superseded[record.id] = newer[0].id
-            else:
-                reasons[record.id].append(f"{bad[record.id]}, kept: no newer good backup")
+        if record.id not in bad:
+            continue
+        days = age_limit_days(policy, record.type)
+        newer = next((g.id for g in good if _order(g) > _order(record)), None)
+        why = []
+        if days > 0 and record.created > now - timedelta(days=days):
+            why.append(f"within {days} days ({record.type})")
+        if newer is None:
+            why.append("no newer good backup")
+        else:
+            superseded[record.id] = newer
+        if why:
+            reasons[record.id].append(f"{bad[record.id]}, kept: {', '.join(why)}")
 
     # Chains: whatever a kept backup needs is kept. Walk newest first so dependents are settled first.
     primary = {r.id for r in records if reasons[r.id]}
@@ -230,8 +241,9 @@ def plan(backups: Iterable[BackupRecord], policy: Policy, now: datetime, tz: tzi
         if record.id in kept:
             decisions.append(Decision(record.id, True, tuple(reasons[record.id])))
         elif record.id in bad:
-            decisions.append(Decision(record.id, False,
-                                      (f"{bad[record.id]}: superseded by {superseded[record.id]}",)))
+            days = age_limit_days(policy, record.type)
+            decisions.append(Decision(record.id, False, (
+                f"{bad[record.id]}: older than {days} days ({record.type}), superseded by {superseded[record.id]}",)))
         else:
             days = age_limit_days(policy, record.type)
             decisions.append(Decision(record.id, False, (

@@ -3,6 +3,10 @@ matches the index (type, mode, size, link target, content sha256) and every inde
 in the archive. With a sample percentage, only that share of file members has its content hashed (objects are
 always decrypted and hashed whole). Problems name the backup, the object and the member.
 
+Only damage is a problem. A key that cannot open the data (wrong passphrase, no secret key: GpgKeyError) says
+nothing about the backup: it propagates, and the caller records nothing. (An object whose sha256 already showed
+damage may fail in ways that look like a wrong key: that stays a problem of that object.)
+
 The archive and the index are in the same path order, so the check is a merge of two streams: bounded memory.
 """
 
@@ -14,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from ..edges.gpg import Gpg
+from ..edges.gpg import Gpg, GpgKeyError
 from ..errors import GpgError, IntegrityError, MaintdError
 from . import index
 from .catalog import Catalog, Manifest
@@ -83,7 +87,8 @@ def _is_expected_member(entry: index.Entry, backup_id: str) -> bool:
 def verify_backup(catalog: Catalog, gpg: Gpg, manifest: Manifest, *, sample: float | None = None,
                   rng: random.Random | None = None, progress: Callable[..., None] = lambda **kw: None,
                   check_cancelled: Callable[[], None] = lambda: None) -> VerifyReport:
-    """Check one backup. ``sample`` (0-100): the share of file members whose content is hashed."""
+    """Check one backup. ``sample`` (0-100): the share of file members whose content is hashed. Raises
+    GpgKeyError when the configured key cannot open it (then nothing is known about the backup)."""
     report = VerifyReport(manifest.id, "full" if sample is None else "sample")
     rng = rng or random.Random()
     stored = sum(int(c.get("stored_bytes", 0)) for c in manifest.components.values())
@@ -126,13 +131,19 @@ def _verify_component(catalog: Catalog, gpg: Gpg, manifest: Manifest, component:
         if name not in manifest.objects:
             report.problem(f"backup {manifest.id}: object {name} missing from the manifest")
             return
+    known_damage = bool({archive_name, index_name} & damaged)
     try:
         index_stream = _open(catalog, gpg, manifest, index_name, damaged)
+    except GpgKeyError:
+        raise
     except MaintdError as err:
         report.problem(err.message)
         return
     try:
         archive_stream = _open(catalog, gpg, manifest, archive_name, damaged)
+    except GpgKeyError:
+        index_stream.close()
+        raise
     except MaintdError as err:
         index_stream.close()
         report.problem(err.message)
@@ -171,6 +182,10 @@ def _verify_component(catalog: Catalog, gpg: Gpg, manifest: Manifest, component:
                                    "not in the chain")
             _drain(archive_stream, ticker)
             _drain(index_stream, ticker)
+        except GpgKeyError as err:
+            if not known_damage:
+                raise
+            report.problem(f"{err.message} (while reading member {current!r} of {archive_name})")
         except (IntegrityError, GpgError) as err:
             report.problem(f"{err.message} (while reading member {current!r} of {archive_name})")
     finally:
@@ -256,6 +271,11 @@ def _verify_redis(catalog: Catalog, gpg: Gpg, manifest: Manifest, damaged: set[s
                     first = chunk[:5]
                 digest.update(chunk)
                 size += len(chunk)
+    except GpgKeyError as err:
+        if name not in damaged:
+            raise
+        report.problem(err.message)
+        return
     except (IntegrityError, GpgError) as err:
         report.problem(err.message)
         return

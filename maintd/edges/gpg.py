@@ -46,6 +46,43 @@ def _failed(result: Any) -> bool:
     return result is None or not getattr(result, "ok", False) or getattr(result, "returncode", 0) not in (0, None)
 
 
+class GpgKeyError(GpgError):
+    """The configured key cannot open the data: wrong passphrase, no secret key for it, an unreadable passphrase
+    file. Says nothing about the data itself (a verify must not record it as damage)."""
+
+
+# gpg status lines (doc/DETAILS in GnuPG) that show the data was reached: a failure after them is damage.
+_DATA_REACHED = ("PLAINTEXT", "BADMDC", "NODATA", "GOODMDC")
+# ... and those that show the key was refused before any data was decrypted.
+_KEY_REFUSED = ("BAD_PASSPHRASE", "MISSING_PASSPHRASE", "NO_SECKEY")
+_KEY_ERROR_CODES = (11, 17)  # GPG_ERR_BAD_PASSPHRASE, GPG_ERR_NO_SECKEY (low 16 bits of an ERROR code)
+
+
+def key_refused(status_text: str) -> bool:
+    """Whether gpg's status output says the key was refused (wrong passphrase, no secret key) before it reached
+    any data. A damaged object fails later (BADMDC, a bad packet, missing data). Pure: tested on gpg's output.
+    A damaged session-key packet also looks like a wrong key: callers that can compare the file's sha256 first
+    (every object has one in its manifest) tell the two apart."""
+    keywords = []
+    refused = False
+    for line in status_text.splitlines():
+        if not line.startswith("[GNUPG:] "):
+            continue
+        parts = line[9:].split()
+        if not parts:
+            continue
+        keywords.append(parts[0])
+        if parts[0] in _KEY_REFUSED:
+            refused = True
+        elif parts[0] == "ERROR" and len(parts) >= 3:
+            where, code = parts[1], parts[2]
+            if where == "symkey_decrypt.maybe_error" and code.endswith("_BAD_PASSPHRASE"):
+                refused = True
+            elif where == "pkdecrypt_failed" and code.isdigit() and int(code) & 0xFFFF in _KEY_ERROR_CODES:
+                refused = True
+    return refused and not any(word in _DATA_REACHED for word in keywords)
+
+
 class Gpg:
     """The configured key: symmetric AES256 with ``passphrase_file`` or public-key to ``recipients`` (then
     ``passphrase_file``, when readable, unlocks the secret key for decryption on hosts that have one)."""
@@ -89,7 +126,7 @@ class Gpg:
         try:
             self._passphrase = read_secret(self.passphrase_file)
         except ConfigError as err:
-            raise GpgError(f"cannot read the backup passphrase: {err.message}") from err
+            raise GpgKeyError(f"cannot read the backup passphrase: {err.message}") from err
         return self._passphrase
 
     def _instance(self) -> gnupg.GPG:
@@ -127,13 +164,15 @@ class Gpg:
 
     def decrypt_stream(self, source: io.RawIOBase | io.BufferedIOBase | Any) -> "DecryptStream":
         """A readable stream of the plaintext of ``source`` (anything with ``read(n)``). Authentication (MDC) and
-        the passphrase are checked by gpg; a failure raises GpgError from ``read`` at the end of the data."""
+        the passphrase are checked by gpg; a failure raises from ``read`` at the end of the data: GpgKeyError when
+        the key was refused (wrong passphrase, no secret key), GpgError when the data is damaged."""
         passphrase = self._secret(required=self.mode == SYMMETRIC)
         return DecryptStream(self._instance(), source, passphrase)
 
     def probe_decrypt(self, source: Any, what: str) -> None:
         """Check that the configured key opens an existing encrypted object (its first bytes are enough: a wrong
-        passphrase fails at once). Raises GpgError naming ``what``."""
+        passphrase fails at once). Raises GpgKeyError naming ``what`` when the key is refused, GpgError when the object
+        itself is damaged."""
         reader = self.decrypt_stream(source)
         try:
             # A wrong passphrase fails before the first byte. Small objects are read to the end so that gpg exits
@@ -141,9 +180,11 @@ class Gpg:
             for _ in range(PROBE_CHUNKS):
                 if not reader.read(CHUNK):
                     break
+        except GpgKeyError as err:
+            raise GpgKeyError(f"the configured key does not open {what}: wrong passphrase or key?",
+                              detail=err.detail) from err
         except GpgError as err:
-            raise GpgError(f"the configured key does not open {what}: wrong passphrase or key?",
-                           detail=err.detail) from err
+            raise GpgError(f"cannot check the key on {what}: {err.message}", detail=err.detail) from err
         finally:
             reader.close()
 
@@ -325,6 +366,15 @@ class DecryptStream(io.RawIOBase):
         self._result: Any = None
         self._error: BaseException | None = None
         instance.on_data = self._on_data
+        # When gpg stops reading early (a refused key, damaged packets), python-gnupg raises the copier's broken
+        # pipe and drops its result: keep a handle on the result so gpg's status still tells what happened.
+        make_result = instance.result_map["crypt"]
+
+        def keep_result(gpg: Any) -> Any:
+            self._result = make_result(gpg)
+            return self._result
+
+        instance.result_map = {**instance.result_map, "crypt": keep_result}
         self._thread = threading.Thread(target=self._run, args=(instance, passphrase), daemon=True,
                                         name="gpg-decrypt")
         self._thread.start()
@@ -371,12 +421,18 @@ class DecryptStream(io.RawIOBase):
     def _finish(self) -> None:
         self._finished = True
         self._thread.join()
-        if self._error is not None:
+        # A broken pipe means gpg stopped reading its input; its status (kept by keep_result) says why.
+        stopped = isinstance(self._error, OSError) and self._result is not None
+        if self._error is not None and not stopped:
             raise GpgError(f"gpg failed: {self._error}") from self._error
         if _failed(self._result):
             status = getattr(self._result, "status", None)
-            raise GpgError(f"gpg could not decrypt ({status or 'no status'}): wrong key or passphrase, or "
-                           "damaged data", detail=_stderr_tail(self._result))
+            if key_refused(getattr(self._result, "stderr", "") or ""):
+                raise GpgKeyError(f"gpg could not decrypt ({status or 'no status'}): the configured key does not "
+                                  "open it (wrong passphrase, or no secret key for it)",
+                                  detail=_stderr_tail(self._result))
+            raise GpgError(f"gpg could not decrypt ({status or 'no status'}): damaged data",
+                           detail=_stderr_tail(self._result))
 
     def close(self) -> None:
         if not self.closed and not self._finished:

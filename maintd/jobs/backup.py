@@ -2,7 +2,7 @@
 
 Order of a run: writer lock, leftovers removed, key self-test (canary, then: does the key open the newest
 backup?), plan (parent, chain; a missing or damaged parent means a full), free-space preflight, Redis snapshot,
-components, manifest, atomic commit; then tier replication and prune (when those modules exist).
+components, manifest, atomic commit; then tier replication and prune (what prune deleted is in the result).
 
 From a script, without the daemon: ``run_backup(settings, state, "full")`` (see its docstring).
 """
@@ -20,14 +20,15 @@ import structlog
 
 from .. import __version__
 from ..backup import plan as planning
-from ..backup import parents, rdb, reader, scan
+from ..backup import keycheck, parents, rdb, reader, scan, tiers
 from ..backup.catalog import Catalog, Manifest, crash_point
 from ..backup.ids import new_id
 from ..backup.plan import ManifestInput, Plan
 from ..backup.writer import ComponentResult, ComponentSpec, Options, ParentUnusable, Tracker, write_component
-from ..edges.gpg import PUBLIC_KEY, Gpg
+from ..edges.gpg import PUBLIC_KEY, Gpg, GpgKeyError
 from ..errors import Cancelled, ConfigError, GpgError, MaintdError, StorageError, UnavailableError, UsageError
 from ..model import BackupType, Trigger
+from . import prune
 from .base import JobContext, JobResult, JobSpec
 
 log = structlog.get_logger("maintd.backup")
@@ -99,31 +100,24 @@ def perform(ctx: JobContext, requested: BackupType) -> JobResult:
             manifest, results = _write(ctx, catalog, gpg, plan, specs, missing, warnings, total_files, total_bytes)
     ctx.log.info("backup.committed", backup_id=manifest.id, type=manifest.type.value, outcome=manifest.outcome,
                  size=manifest.size, files=manifest.files)
-    _after_commit(ctx, manifest)
-    return _result(manifest, results, warnings)
+    pruned = _after_commit(ctx, manifest)
+    return _result(manifest, results, warnings, pruned)
 
 
 def _key_opens_store(gpg: Gpg, catalog: Catalog, manifests: list[Manifest], settings: Any,
                      warnings: list[str]) -> None:
     """A passphrase that encrypts and decrypts a canary may still be the wrong one: check that it opens the
-    newest existing backup (its smallest object; a wrong passphrase fails on the first bytes)."""
-    if not manifests or not gpg.has_secret_key():
-        return
-    newest = manifests[-1]
-    if not newest.objects:
-        return
-    name = min(newest.objects, key=lambda n: newest.objects[n]["size"])
-    path = catalog.object_path(newest.id, name)
+    newest existing backup (its smallest intact object; a wrong passphrase fails on the first bytes)."""
     try:
-        with path.open("rb") as handle:
-            gpg.probe_decrypt(handle, f"the newest backup {newest.id} ({name})")
-    except OSError as err:
-        warnings.append(f"cannot read {path} to check the key: {err.strerror}")
-    except GpgError as err:
+        note = keycheck.probe_newest(catalog, gpg, manifests)
+    except GpgKeyError as err:
         if not settings.backup.allow_new_key:
             raise GpgError(f"{err.message} If the key was changed on purpose, set backup.allow_new_key = true for "
                            "the next full backup (older backups still need the old key).", detail=err.detail) from err
         warnings.append(f"{err.message} (backup.allow_new_key: continuing with the new key)")
+        return
+    if note:
+        warnings.append(note)
 
 
 def _missing_components(settings: Any, specs: list[ComponentSpec], warnings: list[str]) -> dict[str, str]:
@@ -268,33 +262,30 @@ def _application_version(settings: Any) -> str | None:
         return None
 
 
-def _after_commit(ctx: JobContext, manifest: Manifest) -> None:
-    """Tier copies, then prune: owned by other modules, imported lazily and skipped when absent. Their failures
-    are warnings here: the backup itself is committed."""
+def _after_commit(ctx: JobContext, manifest: Manifest) -> dict[str, Any] | None:
+    """Tier copies, then prune (with backup.prune_after_backup). Their failures are warnings here: the backup
+    itself is committed. Returns what prune did (its data), None when it did not run."""
     try:
-        from ..backup import tiers  # type: ignore[attr-defined]
-    except ImportError:
-        ctx.log.debug("backup.tiers_absent")
-    else:
-        replicate = getattr(tiers, "replicate", None)
-        if replicate is not None:
-            try:
-                replicate(ctx, manifest)
-            except MaintdError as err:
-                ctx.warn(f"tier replication failed: {err.message}")
+        tiers.replicate(ctx, manifest)
+    except MaintdError as err:
+        ctx.warn(f"tier replication failed: {err.message}")
     if not ctx.settings.backup.prune_after_backup or ctx.dry_run:
-        return
+        return None
     try:
-        from . import prune  # type: ignore[attr-defined]
-    except ImportError:
-        ctx.log.debug("backup.prune_absent")
-        return
-    prune_after = getattr(prune, "prune_after_backup", None)
-    if prune_after is not None:
-        try:
-            prune_after(ctx)
-        except MaintdError as err:
-            ctx.warn(f"prune after backup failed: {err.message}")
+        return prune.prune_after_backup(ctx)
+    except MaintdError as err:
+        ctx.warn(f"prune after backup failed: {err.message}")
+        return None
+
+
+def _pruned_lines(pruned: dict[str, Any] | None) -> list[str]:
+    """What prune after the backup deleted, for the report (an operator must see deletions)."""
+    if not pruned:
+        return []
+    lines = [f"pruned {item['id']}: {item['reason']}" for item in pruned.get("deleted", [])]
+    for tier in pruned.get("tiers", []):
+        lines.extend(f"pruned from tier {tier['tier']}: {backup_id}" for backup_id in tier.get("deleted", []))
+    return lines
 
 
 def _dry_result(plan: Plan, needed: int, source: str, warnings: list[str]) -> JobResult:
@@ -305,7 +296,8 @@ def _dry_result(plan: Plan, needed: int, source: str, warnings: list[str]) -> Jo
                                               "estimate_bytes": needed, "report": report}, warnings=[])
 
 
-def _result(manifest: Manifest, results: dict[str, ComponentResult], warnings: list[str]) -> JobResult:
+def _result(manifest: Manifest, results: dict[str, ComponentResult], warnings: list[str],
+            pruned: dict[str, Any] | None = None) -> JobResult:
     files = sum(r.files for r in results.values())
     stored_files = sum(r.stored_files for r in results.values())
     size = sum(r.bytes for r in results.values())
@@ -320,6 +312,7 @@ def _result(manifest: Manifest, results: dict[str, ComponentResult], warnings: l
                       f"{result.bytes} bytes")
     if manifest.redis:
         report.append(f"  redis: {manifest.redis.get('keys')} ({manifest.redis.get('rdb_size')} bytes RDB)")
+    report.extend(_pruned_lines(pruned))
     report.extend(f"warning: {w}" for w in warnings[:20])
     if len(warnings) > 20:
         report.append(f"... and {len(warnings) - 20} more warnings (see the manifest)")
@@ -328,4 +321,8 @@ def _result(manifest: Manifest, results: dict[str, ComponentResult], warnings: l
         "id": manifest.id, "type": manifest.type.value, "requested_type": manifest.raw.get("requested_type"),
         "parent": manifest.parent, "chain": list(manifest.chain), "outcome": manifest.outcome, "files": files,
         "bytes": size, "stored_files": stored_files, "stored_bytes": stored, "objects": objects,
-        "size": manifest.size, "warnings": len(warnings), "report": report})
+        "size": manifest.size, "warnings": len(warnings),
+        "pruned": [item["id"] for item in (pruned or {}).get("deleted", [])],
+        "pruned_tiers": {t["tier"]: list(t.get("deleted", [])) for t in (pruned or {}).get("tiers", [])
+                         if t.get("deleted")},
+        "report": report})

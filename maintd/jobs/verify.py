@@ -3,6 +3,11 @@
 args: ``backup`` (an id or "latest", the default), ``all`` (every committed backup), ``sample`` (percent of file
 members whose content is hashed; objects are always checked whole). Each result is stored as kv
 ``verify.<id>``; a backup with problems makes the run FAILED with the report as data.
+
+Only damage is recorded. The key is checked first (canary, then the newest backup, as the backup job does): a key
+that cannot open the backups (a typo in the passphrase file) fails the run with a GpgError and records nothing,
+since every backup would otherwise look damaged and retention would treat them as bad. A single backup the key
+does not open (made before a deliberate key change) is reported as not verified, not as damaged.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import random
 from datetime import timezone
 from typing import Any, Mapping
 
+from ..backup import keycheck
 from ..backup.catalog import Catalog, Manifest
 from ..backup.verification import VerifyReport, verify_backup
-from ..edges.gpg import Gpg
+from ..edges.gpg import Gpg, GpgKeyError
 from ..errors import GpgError, NotFoundError, UsageError
 from ..model import Outcome
 from .base import JobContext, JobResult, JobSpec
@@ -72,12 +78,20 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
     if not gpg.has_secret_key():
         raise GpgError("verify needs to decrypt: this host has no secret key for backup.recipients "
                        "(public-key mode); verify on a host that holds it")
+    key_note = _check_key(ctx, catalog, gpg)
     reports: list[VerifyReport] = []
+    not_opened: list[tuple[str, str]] = []
     unreadable = catalog.unreadable() if args.get("all") else []
     for manifest in targets:
         ctx.check_cancelled()
-        report = verify_backup(catalog, gpg, manifest, sample=sample, rng=random.Random(),
-                               progress=ctx.progress, check_cancelled=ctx.check_cancelled)
+        try:
+            report = verify_backup(catalog, gpg, manifest, sample=sample, rng=random.Random(),
+                                   progress=ctx.progress, check_cancelled=ctx.check_cancelled)
+        except GpgKeyError as err:
+            # Not damage: the key in use cannot open this one (nothing is recorded for it).
+            ctx.log.warning("verify.key_refused", backup_id=manifest.id, error=err.message)
+            not_opened.append((manifest.id, err.message))
+            continue
         moment = ctx.now().astimezone(timezone.utc).isoformat()
         ctx.state.put(f"verify.{manifest.id}", report.as_state(moment))
         ctx.log.info("verify.checked", backup_id=manifest.id, ok=report.ok, level=report.level,
@@ -92,14 +106,35 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
         lines.extend(f"  {p}" for p in report.problems[:50])
     for backup_id, reason in unreadable:
         lines.append(f"{backup_id}: unreadable, not a usable backup: {reason}")
+    for backup_id, reason in not_opened:
+        lines.append(f"{backup_id}: not verified (nothing recorded): {reason}")
+    if key_note:
+        lines.append(f"note: {key_note}")
     data = {"backups": [{"id": r.backup_id, "ok": r.ok, "level": r.level, "problems": r.problems,
                          "members": r.members, "hashed": r.hashed} for r in reports],
-            "unreadable": [{"id": i, "reason": r} for i, r in unreadable], "report": lines}
+            "unreadable": [{"id": i, "reason": r} for i, r in unreadable],
+            "not_verified": [{"id": i, "reason": r} for i, r in not_opened], "report": lines}
     if failed or unreadable:
         names = ", ".join([r.backup_id for r in failed] + [i for i, _ in unreadable])
         first = failed[0].problems[0] if failed else unreadable[0][1]
         return JobResult(summary=f"verify found damage in {names}: {first}", data=data, outcome=Outcome.FAILED)
+    if not_opened:
+        return JobResult(summary=f"verified {len(reports)} backup(s): all ok; {len(not_opened)} not verified: the "
+                                 "configured key does not open them", data=data,
+                         warnings=[f"{i}: not verified: {r}" for i, r in not_opened])
     return JobResult(summary=f"verified {len(reports)} backup(s): all ok", data=data)
+
+
+def _check_key(ctx: JobContext, catalog: Catalog, gpg: Gpg) -> str | None:
+    """The key self-test the backup job runs: the canary, then the newest backup. A key the backups refuse fails
+    the run before anything is recorded. Returns a note when the newest backup had no intact object to probe."""
+    ctx.progress(phase="self-test")
+    gpg.self_test()
+    try:
+        return keycheck.probe_newest(catalog, gpg, catalog.list())
+    except GpgKeyError as err:
+        raise GpgError(f"{err.message} Nothing was verified or recorded: check backup.passphrase_file (or the "
+                       "secret key) and run verify again.", detail=err.detail) from err
 
 
 JOB = JobSpec(name="verify", run=run, description="Decrypt and check backups (args: backup, all, sample)",

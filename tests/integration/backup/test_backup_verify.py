@@ -99,3 +99,40 @@ def test_a_member_whose_content_differs_from_the_index_is_named(backup_env) -> N
     assert result.outcome == Outcome.FAILED
     assert f"member {victim.name!r}: content sha256 differs from the index" in "\n".join(
         result.data["backups"][0]["problems"])
+
+
+def test_verify_with_a_wrong_passphrase_fails_at_the_key_check_and_records_nothing(backup_env) -> None:
+    """The user trial: a typo in the passphrase file made verify record every backup as failed, and the next
+    prune deleted them all. A key the backups refuse is not damage."""
+    import pytest
+
+    from maintd.errors import GpgError
+
+    env: BackupEnv = backup_env()
+    _tree(env, files=20)
+    env.backup("full")
+    newest = env.backup("incremental").data["id"]
+    assert env.settings.backup.passphrase_file is not None
+    env.settings.backup.passphrase_file.write_text("correct horse battery stapel\n")
+    with pytest.raises(GpgError, match=f"the configured key does not open the newest backup {newest}"):
+        run_job(env, "verify", {"all": "true"})
+    with pytest.raises(GpgError, match="Nothing was verified or recorded"):
+        run_job(env, "verify", {"backup": "latest"})
+    assert list(env.state.items("verify.")) == []
+
+
+def test_a_backup_the_current_key_cannot_open_is_not_verified_rather_than_damaged(backup_env) -> None:
+    env: BackupEnv = backup_env({"backup": {"allow_new_key": True}})
+    _tree(env, files=20)
+    old = env.backup("full").data["id"]
+    assert env.settings.backup.passphrase_file is not None
+    env.settings.backup.passphrase_file.write_text("a deliberately new passphrase\n")
+    new = env.backup("full").data["id"]
+    result = run_job(env, "verify", {"all": "true"})
+    assert result.outcome is None  # a warning: nothing damaged, one backup this key cannot check
+    assert [b["id"] for b in result.data["backups"]] == [new]
+    assert result.data["not_verified"][0]["id"] == old
+    assert "does not open" in result.data["not_verified"][0]["reason"]
+    assert result.warnings and old in result.warnings[0]
+    assert env.state.get(f"verify.{old}") is None
+    assert env.state.get(f"verify.{new}")["ok"] is True

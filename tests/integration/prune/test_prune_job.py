@@ -89,7 +89,7 @@ def test_prune_deletes_the_plan_frees_bytes_and_forgets_state(env) -> None:
     assert again.data["deleted"] == [] and again.summary.startswith("deleted 0 backup(s)")
 
 
-def test_failed_verify_in_state_makes_a_backup_bad_and_superseded(env) -> None:
+def test_failed_verify_makes_a_backup_bad_but_only_its_age_limit_deletes_it(env) -> None:
     settings, state, store, runner = env()
     ids = timeline(store)
     state.put(f"verify.{ids['inc_old']}", {"time": NOW.isoformat(), "ok": False, "level": "full",
@@ -97,9 +97,20 @@ def test_failed_verify_in_state_makes_a_backup_bad_and_superseded(env) -> None:
     newer = store.add(NOW - timedelta(hours=1), "full").id
     record = runner.run_sync("prune", args={"dry_run": True})
     deleted = {d["id"]: d["reason"] for d in record.data["deleted"]}
-    assert deleted[ids["inc_old"]] == f"verify failed: superseded by {newer}"
-    assert deleted[ids["inc_new"]] == f"chain member {ids['inc_old']} failed verify: superseded by {newer}"
-    assert ids["full"] in {k["id"] for k in record.data["kept"]}  # still within 10 days
+    kept = {k["id"]: k["rules"] for k in record.data["kept"]}
+    # Nothing is deleted for being bad: only what is past its age limit anyway.
+    assert set(deleted) == {ids["old_full"], ids["old_inc"]}
+    # Bad (its chain holds a failed member) but younger than the incremental limit: kept, with its chain.
+    assert kept[ids["inc_new"]] == [f"chain member {ids['inc_old']} failed verify, kept: within 2 days "
+                                    "(incremental)"]
+    assert kept[ids["inc_old"]] == [f"parent of {ids['inc_new']}"]  # itself older than 2 days: only the chain
+    assert kept[newer][0] == "newest good backup"
+    later = prune.local_plan(make_ctx(settings, state, NOW + timedelta(days=2)),
+                             Catalog.from_settings(settings))
+    assert later.decision(ids["inc_new"]).reasons == (
+        f"chain member {ids['inc_old']} failed verify: older than 2 days (incremental), superseded by {newer}",)
+    assert later.decision(ids["inc_old"]).reasons == (
+        f"verify failed: older than 2 days (incremental), superseded by {newer}",)
 
 
 def test_prune_also_prunes_a_dir_tier_by_what_the_tier_holds(env, tmp_path: Path) -> None:

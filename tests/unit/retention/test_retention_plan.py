@@ -113,17 +113,41 @@ def test_newest_good_and_newest_verified_are_kept_even_with_an_all_zero_policy()
     assert not result.deleted
 
 
-def test_partial_backup_goes_once_a_newer_good_one_exists_and_stays_before() -> None:
+def test_partial_backup_stays_within_its_age_limit_and_goes_once_older_and_superseded() -> None:
     line = Timeline()
-    full = line.add(NOW - timedelta(days=3), "full")
-    partial = line.add(NOW - timedelta(days=2), "full", outcome="partial")
-    alone = plan(line.records, policy(daily=30, full_days=365), NOW, UTC)
+    full = line.add(NOW - timedelta(days=40), "full")
+    partial = line.add(NOW - timedelta(days=35), "full", outcome="partial")
+    alone = plan(line.records, policy(daily=30, full_days=30), NOW, UTC)
     assert alone.decision(partial.id).reasons == ("partial, kept: no newer good backup",)
     later = line.add(NOW - timedelta(days=1), "full")
-    after = plan(line.records, policy(daily=30, full_days=365), NOW, UTC)
-    assert after.decision(partial.id).reasons == (f"partial: superseded by {later.id}",)
+    after = plan(line.records, policy(daily=30, full_days=30), NOW, UTC)
+    assert after.decision(partial.id).reasons == (f"partial: older than 30 days (full), superseded by {later.id}",)
     assert not after.decision(partial.id).keep
-    assert after.decision(full.id).keep  # partial backups never take a day's place from a good one
+    young = plan(line.records, policy(daily=30, full_days=60), NOW, UTC)
+    assert young.decision(partial.id).reasons == ("partial, kept: within 60 days (full)",)
+    assert young.decision(full.id).keep  # partial backups never take a day's place from a good one
+
+
+def test_backups_wrongly_marked_failed_are_not_deleted_by_the_next_good_backup() -> None:
+    """The user trial: a verify with a mistyped passphrase marked every backup failed; the next backup's prune
+    must not delete them all as superseded."""
+    line = Timeline()
+    marked = [line.add(NOW - timedelta(days=6), "full", verified=False)]
+    marked += [line.add(NOW - timedelta(days=6, hours=-4 * i), "incremental", verified=False) for i in range(1, 5)]
+    marked.append(line.add(NOW - timedelta(days=5), "differential", verified=False))
+    marked += [line.add(NOW - timedelta(days=4, hours=-4 * i), "incremental", verified=False) for i in range(2)]
+    newest = line.add(NOW - timedelta(hours=1), "full")
+    default = Retention()
+    result = plan(line.records, default, NOW, UTC)
+    assert result.good == {newest.id}
+    assert result.deleted == ()
+    assert result.decision(marked[0].id).reasons[0] == "verify failed, kept: within 365 days (full)"
+    assert result.decision(marked[-1].id).reasons == ("verify failed, kept: within 7 days (incremental)",)
+    # A week on, the incrementals have passed their limit: they go, the full and differential stay.
+    week = plan(line.records, default, NOW + timedelta(days=4), UTC)
+    assert {marked[i].id for i in (1, 2, 3, 4, 6, 7)} == set(week.delete_ids)
+    assert week.decision(marked[7].id).reasons == (
+        f"verify failed: older than 7 days (incremental), superseded by {newest.id}",)
 
 
 def test_failed_verify_makes_a_backup_and_its_dependents_bad() -> None:
@@ -131,7 +155,8 @@ def test_failed_verify_makes_a_backup_and_its_dependents_bad() -> None:
     good_full = line.add(NOW - timedelta(days=5), "full", verified=True)
     damaged = line.add(NOW - timedelta(days=4), "full", verified=False)
     inc = line.add(NOW - timedelta(days=3), "incremental")
-    result = plan(line.records, policy(daily=30, full_days=365, incremental_days=7), NOW, UTC)
+    rules = policy(daily=30, full_days=3, incremental_days=2)
+    result = plan(line.records, rules, NOW, UTC)
     assert result.good == {good_full.id}
     # Nothing good is newer than the damaged ones: they stay, as the most recent state there is.
     assert result.decision(inc.id).reasons == (
@@ -140,9 +165,10 @@ def test_failed_verify_makes_a_backup_and_its_dependents_bad() -> None:
         "verify failed, kept: no newer good backup", f"parent of {inc.id}")
     assert result.decision(good_full.id).reasons[:2] == ("newest good backup", "newest verified good backup")
     newer = line.add(NOW - timedelta(days=1), "full")
-    after = plan(line.records, policy(daily=30, full_days=365, incremental_days=7), NOW, UTC)
+    after = plan(line.records, rules, NOW, UTC)
     assert after.delete_ids == (inc.id, damaged.id)
-    assert after.decision(inc.id).reasons == (f"chain member {damaged.id} failed verify: superseded by {newer.id}",)
+    assert after.decision(inc.id).reasons == (
+        f"chain member {damaged.id} failed verify: older than 2 days (incremental), superseded by {newer.id}",)
 
 
 def test_kept_incremental_keeps_its_whole_chain() -> None:
@@ -160,8 +186,8 @@ def test_missing_chain_member_makes_a_backup_bad_but_it_is_not_lost_while_nothin
     inc = line.add(NOW - timedelta(days=2), "incremental")
     orphan = [r for r in line.records if r.id == inc.id]
     result = plan(orphan, policy(incremental_days=7), NOW, UTC)
-    assert result.decision(inc.id).reasons == (f"chain incomplete: {line.records[0].id} missing, kept: no newer"
-                                               " good backup",)
+    assert result.decision(inc.id).reasons == (f"chain incomplete: {line.records[0].id} missing, kept: within 7"
+                                               " days (incremental), no newer good backup",)
 
 
 def test_report_lists_every_backup_with_its_rules_and_reasons() -> None:

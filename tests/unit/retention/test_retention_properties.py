@@ -117,7 +117,7 @@ def test_every_keep_beyond_the_rules_is_a_chain_or_safety_keep(records, policy, 
         if item.keep:
             for reason in item.reasons:
                 assert (reason.startswith(rule_prefixes) or reason in safety or reason.startswith(
-                    ("parent of ", "in the chain of ")) or reason.endswith(", kept: no newer good backup")), reason
+                    ("parent of ", "in the chain of ")) or (item.id not in result.good and ", kept: " in reason)), reason
         if item.id not in result.good:  # bad backups never count for age or period rules
             assert not any(r.startswith(rule_prefixes) or r in safety for r in item.reasons)
 
@@ -135,14 +135,33 @@ def test_deleting_the_planned_set_and_replanning_deletes_nothing_more(records, p
 
 @common
 @given(timelines(), policies, st.integers(0, 24 * 400), st.sampled_from(ZONES))
-def test_bad_backups_go_only_when_something_newer_is_good(records, policy, later, tz) -> None:
-    result = plan(records, policy, now_after(records, later), tz)
+def test_bad_backups_go_only_past_their_age_limit_and_when_something_newer_is_good(records, policy, later,
+                                                                                     tz) -> None:
+    now = now_after(records, later)
+    result = plan(records, policy, now, tz)
     by_id = {r.id: r for r in records}
     newest_good = max((by_id[i].created for i in result.good), default=None)
+    limits = {"incremental": policy.incremental_days, "differential": policy.differential_days,
+              "full": policy.full_days}
     for item in result.deleted:
         if item.id not in result.good:
-            assert newest_good is not None and newest_good > by_id[item.id].created
-            assert ": superseded by " in item.reasons[0]
+            record = by_id[item.id]
+            assert newest_good is not None and newest_good > record.created
+            assert record.created <= now - timedelta(days=limits[record.type])
+            assert f": older than {limits[record.type]} days ({record.type}), superseded by " in item.reasons[0]
+
+
+@common
+@given(timelines(), policies, st.integers(0, 24 * 400), st.sampled_from(ZONES))
+def test_bad_backups_never_protect_anything_that_would_otherwise_go(records, policy, later, tz) -> None:
+    """Marking a backup bad can only keep that backup (and its chain) longer; it never keeps a good one that the
+    rules would delete, beyond the chain it needs."""
+    now = now_after(records, later)
+    result = plan(records, policy, now, tz)
+    for item in result.kept:
+        if item.id in result.good:
+            continue
+        assert all(", kept: " in r or r.startswith(("parent of ", "in the chain of ")) for r in item.reasons), item
 
 
 @common
