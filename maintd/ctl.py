@@ -354,7 +354,8 @@ def build_parser() -> Parser:
     cmd.add_argument("--dry-run", action="store_true", help="only say what would go")
     run_mode(cmd)
     cmd = add("restore", cmd_restore, "restore components from a backup or a point in time")
-    cmd.add_argument("id", nargs="?", help="a backup id, or 'latest' (default)")
+    cmd.add_argument("id", nargs="?", help="a backup id, or 'latest' (default): the newest good backup whose "
+                     "chain passes the integrity check (an older one, with a warning, when it is damaged)")
     cmd.add_argument("--at", metavar="TIME", help="the state at this time (ISO 8601)")
     cmd.add_argument("--component", action="append", metavar="NAME", help="only this component (repeatable)")
     cmd.add_argument("--target", metavar="DIR", help="restore under DIR instead of the live paths")
@@ -363,10 +364,12 @@ def build_parser() -> Parser:
     run_mode(cmd)
     cmd = add("recover", cmd_recover, "disaster recovery: service, configuration, data or full")
     cmd.add_argument("mode", choices=["service", "configuration", "data", "full"])
-    cmd.add_argument("--backup", metavar="ID", help="recover from this backup (default: the newest good one)")
+    cmd.add_argument("--backup", metavar="ID", help="recover from this backup (default: as restore and drill, the "
+                     "newest good backup whose chain passes the integrity check, verified or not)")
     cmd.add_argument("--dry-run", action="store_true", help="only show the plan")
     run_mode(cmd)
-    cmd = add("drill", cmd_drill, "restore the newest backup into a scratch dir and check it")
+    cmd = add("drill", cmd_drill, "restore the backup recover would use (the newest good one) into a scratch dir "
+              "and check it")
     run_mode(cmd)
     return parser
 

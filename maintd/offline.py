@@ -41,7 +41,8 @@ Exit codes: 0 ok, 1 failed, 64 usage, 65 damaged backup, 69 unavailable, 75 busy
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maintd restore", description="Restore from a backup without a running "
                                      "daemon.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("id", nargs="?", help="a backup id, or 'latest' (default)")
+    parser.add_argument("id", nargs="?", help="a backup id, or 'latest' (default: the newest good backup whose "
+                        "chain passes the integrity check; an older one, with a warning, when it is damaged)")
     parser.add_argument("--at", metavar="TIME", help="the state at this time (ISO 8601 with a zone)")
     parser.add_argument("--component", action="append", default=[], metavar="NAME[=PATH]",
                         help="only this component (repeatable); =PATH restores it in place at PATH; 'redis' writes "
@@ -215,8 +216,9 @@ def run(options: argparse.Namespace) -> int:
     live.update(places)
     reporter = ConsoleReporter(quiet=options.json)
     with held_locks(settings, catalog), key_for(settings) as gpg:
-        env = RestoreEnv(catalog=catalog, gpg=gpg, reporter=reporter, stamp=stamp(datetime.now(timezone.utc)),
-                         live=live, allow_symlinks_outside=settings.recovery.allow_symlinks_outside)
+        now = datetime.now(timezone.utc)
+        env = RestoreEnv(catalog=catalog, gpg=gpg, reporter=reporter, stamp=stamp(now), live=live,
+                         allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=now)
         report = restore(env, request)
     reporter.end_line()
     if options.json:

@@ -1,5 +1,6 @@
-"""Pure restore planning: which backup gives the state at a point in time, which archive holds each file, what a
-restore would change in a directory. Values in, values out: nothing here touches the disk.
+"""Pure restore planning: which archive holds each file, what a restore would change in a directory, where each
+component goes. Values in, values out: nothing here touches the disk. Which backup a restore uses is decided in
+``restore_select.py``.
 
 The restorer (``restorer.py``) acts on these plans; the restore, recover and drill jobs and the offline
 ``maintd restore`` share them.
@@ -13,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from ..errors import IntegrityError, NotFoundError, UsageError
+from ..errors import IntegrityError, UsageError
 from .extract import Meta, UnsafeMemberError, link_stays_inside, member_parts, show
 
 REDIS = "redis"
@@ -21,18 +22,6 @@ REDIS = "redis"
 
 REPORT_PATHS = 50
 """How many paths per kind of change a dry run lists (the counts are always complete)."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A committed backup as the selection sees it."""
-
-    id: str
-    created: datetime
-    outcome: str
-    has_redis: bool = False
-    verified: bool | None = None
-    """True: the last verify passed; False: it failed; None: never verified."""
 
 
 class Want:
@@ -130,51 +119,6 @@ class Changes:
     def report(self, limit: int = REPORT_PATHS) -> dict[str, list[str]]:
         return {kind: [show(p) for p in paths[:limit]]
                 for kind, paths in (("added", self.added), ("changed", self.changed), ("removed", self.removed))}
-
-
-# -- which backup -------------------------------------------------------------------------------------------------
-def select_backup(candidates: Sequence[Candidate], *, backup: str | None = None, at: datetime | None = None,
-                  need_redis: bool = False, prefer_verified: bool = False) -> tuple[Candidate, list[str]]:
-    """The backup a restore uses, and notes for the operator.
-
-    ``backup`` is an id or "latest" (the default); ``at`` picks the newest backup created at or before that
-    moment (point in time). ``need_redis`` skips backups without a Redis snapshot. ``prefer_verified`` takes the
-    newest backup whose last verify passed, falling back (with a note) to the newest one when none did; a backup
-    whose verify failed is never picked implicitly."""
-    notes: list[str] = []
-    if backup and backup != "latest":
-        if at is not None:
-            raise UsageError("give a backup id or --at, not both")
-        chosen = next((c for c in candidates if c.id == backup), None)
-        if chosen is None:
-            raise NotFoundError(f"no committed backup {backup!r}")
-        if need_redis and not chosen.has_redis:
-            raise IntegrityError(f"backup {backup} holds no Redis snapshot (outcome {chosen.outcome})")
-        return chosen, notes
-    pool = sorted(candidates, key=lambda c: (c.created, c.id))
-    if at is not None:
-        if at.tzinfo is None:
-            raise UsageError("--at needs a time zone (e.g. 2026-12-03T17:30:00+00:00 or ...Z)")
-        pool = [c for c in pool if c.created <= at]
-        if not pool:
-            raise NotFoundError(f"no backup was taken at or before {at.isoformat()}")
-    if need_redis:
-        without = [c.id for c in pool if not c.has_redis]
-        pool = [c for c in pool if c.has_redis]
-        if without and pool and without[-1] > pool[-1].id:
-            notes.append(f"skipped {len(without)} newer backup(s) without a Redis snapshot")
-    pool = [c for c in pool if c.verified is not False] or []
-    if not pool:
-        raise NotFoundError("no usable backup" + (" with a Redis snapshot" if need_redis else ""))
-    if prefer_verified:
-        verified = [c for c in pool if c.verified]
-        if verified:
-            if verified[-1].id != pool[-1].id:
-                notes.append(f"using {verified[-1].id}, the newest verified backup (newer: {pool[-1].id}, "
-                             "not verified yet)")
-            return verified[-1], notes
-        notes.append(f"no verified backup: using {pool[-1].id} (its objects are checked before restoring)")
-    return pool[-1], notes
 
 
 def parse_at(value: str) -> datetime:

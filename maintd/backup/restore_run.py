@@ -9,16 +9,16 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..edges.gpg import Gpg
-from ..errors import GpgError, IntegrityError, UsageError
+from ..errors import GpgError, IntegrityError, NotFoundError, UsageError
 from . import reader
 from .catalog import Catalog, Manifest
-from .restore_plan import (REDIS, Candidate, ComponentPlan, destinations, plan_component, select_backup,
-                           want_from_index)
+from .restore_plan import REDIS, ComponentPlan, destinations, plan_component, want_from_index
+from .restore_select import Candidate, select_backup, using_line
 from .restorer import Reporter, TreeResult, preview, restore_by_swap, restore_into
 from .streams import CHUNK
 
@@ -38,7 +38,6 @@ class RestoreRequest:
     dry_run: bool = False
     aside: str = "pre-restore"
     """Suffix of the previous live tree kept by a swap (recovery of the configuration uses "broken")."""
-    prefer_verified: bool = False
     need_redis: bool = False
 
 
@@ -52,6 +51,34 @@ class RestoreEnv:
     """Component -> live path (configured). Missing ones fall back to the root recorded in the index."""
     verified: Callable[[str], bool | None] = lambda backup_id: None
     allow_symlinks_outside: bool = False
+    now: datetime | None = None
+    """When this restore runs: the age of the backup used is reported against it (default: the wall clock)."""
+
+
+class ChainDamaged(IntegrityError):
+    """The pre-restore check found a chain member missing or damaged; ``backup_id`` names that member."""
+
+    def __init__(self, backup_id: str, message: str) -> None:
+        super().__init__(message)
+        self.backup_id = backup_id
+
+
+@dataclass
+class Chosen:
+    """The backup a restore uses, its chain (every object the restore reads checked), and what to tell."""
+
+    manifest: Manifest
+    chain: list[Manifest]
+    components: list[str]
+    redis: bool
+    notes: list[str]
+    warnings: list[str]
+    """Newer backups passed over (damaged, failed verify, partial): also sent to the reporter as warnings."""
+    using: str
+    """"using <id> (taken 5 min ago)": the first line of every report."""
+    age_s: float
+    damaged: dict[str, str] = field(default_factory=dict)
+    """Backups the integrity check found missing or damaged on the way to this one: id -> what."""
 
 
 @dataclass
@@ -63,6 +90,9 @@ class Prepared:
     """Component -> the root recorded in its index (where it was backed up from)."""
     redis: bool
     notes: list[str]
+    warnings: list[str] = field(default_factory=list)
+    using: str = ""
+    age_s: float | None = None
 
 
 @dataclass
@@ -75,6 +105,9 @@ class RestoreReport:
     redis_path: Path | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    using: str = ""
+    warnings: list[str] = field(default_factory=list)
+    age_s: float | None = None
 
     @property
     def files(self) -> int:
@@ -85,13 +118,15 @@ class RestoreReport:
         return sum(t.bytes for t in self.trees)
 
     def as_data(self) -> dict[str, Any]:
-        return {"backup": self.backup_id, "chain": self.chain, "dry_run": self.dry_run,
+        return {"backup": self.backup_id, "using": self.using, "backup_age_s": self.age_s, "chain": self.chain,
+                "dry_run": self.dry_run, "selection_warnings": self.warnings,
                 "components": [t.as_dict() for t in self.trees] or self.previews,
                 "redis": str(self.redis_path) if self.redis_path else None, "files": self.files,
                 "bytes": self.bytes, "seconds": round(self.seconds, 3), "notes": self.notes}
 
     def lines(self) -> list[str]:
-        out = [f"backup {self.backup_id} (chain of {len(self.chain)})", *self.notes]
+        out = [f"{self.using or 'backup ' + self.backup_id}; chain of {len(self.chain)} checked",
+               *(f"WARNING: {w}" for w in self.warnings), *self.notes]
         for item in self.previews:
             verb = "swap into" if item["swap"] else "write into"
             out.append(f"{item['component']}: would {verb} {item['path']}: {item['added']} added, "
@@ -123,15 +158,60 @@ def open_key(settings: Any) -> Gpg:
 # -- choosing -----------------------------------------------------------------------------------------------------
 def candidates(catalog: Catalog, verified: Callable[[str], bool | None]) -> list[Candidate]:
     return [Candidate(m.id, m.created, m.outcome, has_redis=bool(m.redis) and m.redis_name() in m.objects,
-                      verified=verified(m.id)) for m in catalog.list()]
+                      verified=verified(m.id), chain=tuple(m.chain)) for m in catalog.list()]
 
 
-def choose(env: RestoreEnv, request: RestoreRequest) -> tuple[Manifest, list[Manifest], list[str]]:
-    """The backup and its chain (IntegrityError naming a missing member)."""
-    chosen, notes = select_backup(candidates(env.catalog, env.verified), backup=request.backup, at=request.at,
-                                  need_redis=request.need_redis, prefer_verified=request.prefer_verified)
-    manifest = env.catalog.get(chosen.id)
-    return manifest, env.catalog.chain(manifest.id), notes
+ComponentsFor = Callable[[Manifest], tuple[list[str], bool]]
+"""manifest -> (file components, redis?) the restore reads from that backup."""
+
+
+def choose(env: RestoreEnv, request: RestoreRequest, components: ComponentsFor | None = None) -> Chosen:
+    """The backup a restore uses (``select_backup``: the same rule for restore, recover and drill) with its whole
+    chain checked: every manifest present and parsing, the size and sha256 of every object the restore reads.
+    A chosen backup whose chain fails that check is passed over for the next one (the reporter gets a warning
+    naming the damaged backup); a backup named by id is never replaced (its damage fails the restore)."""
+    components = components or (lambda manifest: components_of(manifest, request.components))
+    pool = candidates(env.catalog, env.verified)
+    named = bool(request.backup) and request.backup != "latest"
+    damaged: dict[str, str] = {}
+    checked: set[tuple[str, str]] = set()
+    while True:
+        selection = select_backup(pool, backup=request.backup, at=request.at, need_redis=request.need_redis,
+                                  damaged=damaged)
+        manifest = env.catalog.get(selection.candidate.id)
+        names, redis = components(manifest)
+        try:
+            chain = chain_of(env.catalog, manifest)
+            check_chain(env, manifest, chain, names, redis, checked)
+        except ChainDamaged as err:
+            if named or err.backup_id in damaged:
+                raise
+            damaged[err.backup_id] = err.message
+            continue
+        for warning in selection.warnings:
+            env.reporter.warn(warning)
+        now = env.now or datetime.now(timezone.utc)
+        return Chosen(manifest, chain, names, redis, list(selection.notes), list(selection.warnings),
+                      using_line(manifest.id, manifest.created, now),
+                      round((now - manifest.created).total_seconds(), 1), damaged)
+
+
+def chain_of(catalog: Catalog, manifest: Manifest) -> list[Manifest]:
+    """The manifests of ``manifest``'s chain, oldest first; ChainDamaged naming a missing or unreadable one."""
+    chain = []
+    for member in manifest.chain:
+        if member == manifest.id:
+            chain.append(manifest)
+            continue
+        try:
+            chain.append(catalog.get(member))
+        except NotFoundError as err:
+            raise ChainDamaged(member, f"backup {manifest.id}: chain member {member} is missing") from err
+        except IntegrityError as err:
+            raise ChainDamaged(member, err.message) from err
+    if not chain or chain[-1].id != manifest.id:
+        raise ChainDamaged(manifest.id, f"backup {manifest.id}: its chain does not end with itself")
+    return chain
 
 
 def components_of(manifest: Manifest, wanted: tuple[str, ...]) -> tuple[list[str], bool]:
@@ -149,13 +229,13 @@ def components_of(manifest: Manifest, wanted: tuple[str, ...]) -> tuple[list[str
 
 
 # -- checking and planning (nothing written yet) --------------------------------------------------------------------
-def prepare(env: RestoreEnv, manifest: Manifest, chain: list[Manifest], components: list[str], redis: bool,
-            notes: list[str]) -> Prepared:
-    check_chain(env, manifest, chain, components, redis)
+def prepare(env: RestoreEnv, chosen: Chosen) -> Prepared:
+    """Read the indexes of a chosen (and checked) backup into plans; refuses unsafe entries before writing."""
+    manifest, chain = chosen.manifest, chosen.chain
     plans: dict[str, ComponentPlan] = {}
     roots: dict[str, Path] = {}
     ids = [m.id for m in chain]
-    for component in components:
+    for component in chosen.components:
         env.reporter.check_cancelled()
         env.reporter.progress(phase=f"index {component}")
         with reader.open_index(env.catalog, env.gpg, manifest.id, component, manifest) as (header, entries):
@@ -169,7 +249,8 @@ def prepare(env: RestoreEnv, manifest: Manifest, chain: list[Manifest], componen
                                      f"archive {holder.archive_name(component)}")
         for line in plans[component].skipped:
             env.reporter.warn(line)
-    return Prepared(manifest, chain, plans, roots, redis, notes)
+    return Prepared(manifest, chain, plans, roots, chosen.redis, chosen.notes, chosen.warnings, chosen.using,
+                    chosen.age_s)
 
 
 def _wants(entries: Iterator[Any]) -> Iterator[Any]:
@@ -179,9 +260,11 @@ def _wants(entries: Iterator[Any]) -> Iterator[Any]:
 
 
 def check_chain(env: RestoreEnv, manifest: Manifest, chain: list[Manifest], components: list[str],
-                redis: bool) -> None:
+                redis: bool, checked: set[tuple[str, str]] | None = None) -> None:
     """Size and sha256 of every object the restore may read, in every backup of the chain: a missing or damaged
-    one stops the restore here, before anything is written, naming backup and object."""
+    one stops the restore here, before anything is written, naming backup and object (ChainDamaged). Pairs in
+    ``checked`` are skipped; the ones that pass are added."""
+    checked = set() if checked is None else checked
     names: list[tuple[Manifest, str]] = []
     for member in chain:
         for component in components:
@@ -191,12 +274,17 @@ def check_chain(env: RestoreEnv, manifest: Manifest, chain: list[Manifest], comp
         names.append((manifest, manifest.index_name(component)))
     if redis:
         names.append((manifest, manifest.redis_name()))
+    names = [(m, n) for m, n in names if (m.id, n) not in checked]
     total = sum(m.objects.get(n, {}).get("size", 0) for m, n in names)
     done = 0
     for member, name in names:
         env.reporter.check_cancelled()
         env.reporter.progress(phase="check chain", done_bytes=done, total_bytes=total, message=f"{member.id} {name}")
-        reader.check_object(env.catalog, member.id, name, member)
+        try:
+            reader.check_object(env.catalog, member.id, name, member)
+        except (IntegrityError, NotFoundError) as err:
+            raise ChainDamaged(member.id, err.message) from err
+        checked.add((member.id, name))
         done += member.objects[name]["size"]
 
 
@@ -204,7 +292,8 @@ def check_chain(env: RestoreEnv, manifest: Manifest, chain: list[Manifest], comp
 def execute(env: RestoreEnv, prepared: Prepared, request: RestoreRequest) -> RestoreReport:
     started = time.monotonic()
     manifest, chain = prepared.manifest, prepared.chain
-    report = RestoreReport(manifest.id, [m.id for m in chain], request.dry_run, notes=list(prepared.notes))
+    report = RestoreReport(manifest.id, [m.id for m in chain], request.dry_run, notes=list(prepared.notes),
+                           using=prepared.using, warnings=list(prepared.warnings), age_s=prepared.age_s)
     names = list(prepared.plans) + ([REDIS] if prepared.redis else [])
     live = {**prepared.roots, **env.live}
     if request.target is None and prepared.redis:
@@ -282,7 +371,4 @@ def copy_rdb(catalog: Catalog, gpg: Gpg, manifest: Manifest, dest: Path) -> int:
 
 def restore(env: RestoreEnv, request: RestoreRequest) -> RestoreReport:
     """Choose, check, plan, then act (or preview)."""
-    manifest, chain, notes = choose(env, request)
-    components, redis = components_of(manifest, request.components)
-    prepared = prepare(env, manifest, chain, components, redis, notes)
-    return execute(env, prepared, request)
+    return execute(env, prepare(env, choose(env, request)), request)

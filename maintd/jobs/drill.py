@@ -1,15 +1,16 @@
 """The restore drill: prove that the newest backup really restores.
 
-Restores the newest chain (every component, every file's hash checked) into a scratch dir on the backup store's
+Restores the chain a recovery would use (``restore_plan.select_backup``: the newest good backup whose chain passes
+the integrity check; every component, every file's hash checked) into a scratch dir on the backup store's
 filesystem (recovery.scratch_dir, default backup_root/.drill), loads the backup's RDB into a throwaway
 redis-server on a free local port and compares the key counts with the manifest, records the measured time as
 the data-loss RTO in state (kv ``drill.last``: time, ok, backup, rto_s, objective_s, met, files, bytes, keys,
 error) and always removes the scratch copy and the throwaway Redis. Anything that does not match fails the job
-(and the health job reports the failed drill).
-"""
+(and the health job reports the failed drill), and so does a damaged newest backup the drill had to pass over."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -19,12 +20,14 @@ from typing import Any, Mapping
 
 from ..backup.catalog import Catalog
 from ..backup.restore_plan import stamp
+from ..backup.catalog import Manifest
 from ..backup.restore_run import (RestoreEnv, RestoreRequest, choose, components_of, execute, open_key, prepare,
                                   write_rdb)
 from ..config import Redis as RedisSettings
 from ..edges import process
 from ..edges import redis as redis_edge
 from ..errors import Cancelled, IntegrityError, MaintdError, UnavailableError
+from ..model import Outcome
 from ..recovery.redis_restore import key_problems
 from ..recovery.rto import human, verdict
 from .base import JobContext, JobResult, JobSpec
@@ -98,6 +101,21 @@ def remove_leftovers(scratch_root: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def everything(manifest: Manifest) -> tuple[list[str], bool]:
+    """What a drill restores of a backup: every component, and Redis when the backup holds a snapshot."""
+    return (components_of(manifest, tuple(manifest.components))[0],
+            bool(manifest.redis) and manifest.redis_name() in manifest.objects)
+
+
+def verified_in(ctx: JobContext) -> Any:
+    """backup id -> its last verify result (True/False), None when never verified."""
+    def verified(backup_id: str) -> bool | None:
+        result = ctx.state.get(f"verify.{backup_id}")
+        return bool(result.get("ok")) if isinstance(result, dict) and "ok" in result else None
+
+    return verified
+
+
 def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
     settings = ctx.settings
     objective = settings.recovery.objectives.data
@@ -110,22 +128,25 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
         ctx.step("key")
         gpg = open_key(settings)
         env = RestoreEnv(catalog=Catalog.from_settings(settings), gpg=gpg, reporter=ctx, stamp=stamp(ctx.now()),
-                         allow_symlinks_outside=settings.recovery.allow_symlinks_outside)
-        manifest, chain, notes = choose(env, RestoreRequest(backup=args.get("backup")))
-        record["backup"] = manifest.id
-        components, _ = components_of(manifest, tuple(manifest.components))
-        has_redis = bool(manifest.redis) and manifest.redis_name() in manifest.objects
+                         allow_symlinks_outside=settings.recovery.allow_symlinks_outside, verified=verified_in(ctx),
+                         now=ctx.now())
+        ctx.step("check chain")
+        chosen = choose(env, RestoreRequest(backup=args.get("backup")), everything)
+        manifest, components, has_redis = chosen.manifest, chosen.components, chosen.redis
+        record.update(backup=manifest.id, using=chosen.using, backup_age_s=chosen.age_s)
+        if chosen.warnings:
+            record["warnings"] = list(chosen.warnings)
         if ctx.dry_run or args.get("dry_run"):
             return JobResult(f"dry run: the drill would restore {manifest.id} ({', '.join(components)}"
                              f"{' and Redis' if has_redis else ''}) into {scratch.parent}",
-                             data={"backup": manifest.id, "scratch": str(scratch), "dry_run": True})
+                             data={"backup": manifest.id, "scratch": str(scratch), "dry_run": True,
+                                   "report": [chosen.using, *(f"WARNING: {w}" for w in chosen.warnings)]})
         remove_leftovers(scratch_root)
-        ctx.step("check chain", backup=manifest.id, chain=[m.id for m in chain])
-        prepared = prepare(env, manifest, chain, components, False, notes)
+        prepared = prepare(env, chosen)
         ctx.step("restore files", components=components)
         env.live = {c: scratch / "files" / c for c in components}
         scratch.mkdir(parents=True)
-        report = execute(env, prepared, RestoreRequest(backup=manifest.id))
+        report = execute(env, dataclasses.replace(prepared, redis=False), RestoreRequest(backup=manifest.id))
         record.update(files=report.files, bytes=report.bytes)
         if has_redis:
             ctx.step("load redis")
@@ -141,7 +162,10 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
         else:
             ctx.warn(f"backup {manifest.id} holds no Redis snapshot: the drill checked files only")
         timing, _ = verdict("restored", time.monotonic() - started, objective)
-        record.update(ok=True, **timing)
+        record.update(ok=not chosen.damaged, **timing)
+        if chosen.damaged:
+            record["error"] = ("damaged: " + "; ".join(chosen.damaged.values())
+                               + f" (the older {manifest.id} restored instead)")
     except MaintdError as err:
         record.update(ok=False, error=err.message, rto_s=None, met=False)
         raise
@@ -157,6 +181,9 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
     if not record["met"]:
         ctx.warn(f"the drill's restore took {record['rto_s']:.0f} s, over the data-loss objective of "
                  f"{human(objective)}")
+    if not record["ok"]:  # the newest backup did not pass: the fallback restoring is no comfort
+        line = f"drill FAILED: the newest backup is {record['error']}"
+        return JobResult(line, data={**record, "report": [line, *report.lines()]}, outcome=Outcome.FAILED)
     return JobResult(line, data={**record, "report": [line, *report.lines()]})
 
 

@@ -1,7 +1,8 @@
 """The recover job: the runbook's disaster-recovery scenarios (service, configuration, data, full), each a staged
 procedure reporting its steps and its measured duration against the objective (recovery.objectives).
 
-Args: mode (service | configuration | data | full), backup (id; default: the newest verified backup), dry_run.
+Args: mode (service | configuration | data | full), backup (id; default: the one restore and drill pick too, see
+restore_plan.select_backup), dry_run.
 The procedures live in maintd/recovery/modes.py.
 """
 

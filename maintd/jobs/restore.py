@@ -91,16 +91,16 @@ def env_for(ctx: JobContext, gpg: Gpg) -> RestoreEnv:
 
     return RestoreEnv(catalog=Catalog.from_settings(settings), gpg=gpg, reporter=ctx, stamp=stamp(ctx.now()),
                       live={c.name: c.path for c in settings.target.components}, verified=verified,
-                      allow_symlinks_outside=settings.recovery.allow_symlinks_outside)
+                      allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=ctx.now())
 
 
 def summary_of(report: RestoreReport) -> str:
     if report.dry_run:
         counts = [f"{p['component']} +{p['added']} ~{p['changed']} -{p['removed']}" for p in report.previews]
-        return f"dry run of {report.backup_id}: " + (", ".join(counts) or "nothing to restore")
+        return f"dry run {report.using or report.backup_id}: " + (", ".join(counts) or "nothing to restore")
     parts = [t.component for t in report.trees] + (["redis"] if report.redis_path else [])
-    return (f"restored {', '.join(parts)} from {report.backup_id}: {report.files} files, {report.bytes} bytes "
-            f"in {report.seconds:.1f} s")
+    return (f"restored {', '.join(parts)} {report.using or 'from ' + report.backup_id}: {report.files} files, "
+            f"{report.bytes} bytes in {report.seconds:.1f} s")
 
 
 def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:

@@ -1,11 +1,15 @@
 """The four recovery scenarios of the runbook, each a staged procedure measured against its objective.
 
 - service:       stop the units (reverse order), make sure Redis runs, start them in order, wait for health.
-- configuration: restore the config component from the newest verified backup (the current tree kept as
+- configuration: restore the config component from the newest usable backup (the current tree kept as
                  ``<dir>.broken.<time>``), restart the units, health and function test.
 - data:          restore the data component and Redis, restart the units, health and function test.
 - full:          stop everything, restore application, configuration, data (and `system` when the backup holds
-                 it, in place) and Redis from the newest verified chain, start in order, verify.
+                 it, in place) and Redis from the newest usable chain, start in order, verify.
+
+The backup: ``--backup ID``, else the one restore and drill use too (``select_backup``): the newest good backup
+whose whole chain passes the pre-restore integrity check, an older one (with a warning naming the damaged
+backup) when it does not.
 
 The key is read into memory before anything is touched; the backup, its whole chain and every index are checked
 before the first unit is stopped. A failure after units were stopped starts them again (best effort).
@@ -18,9 +22,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..backup.catalog import Catalog
+from ..backup.catalog import Catalog, Manifest
 from ..backup.restore_plan import stamp
-from ..backup.restore_run import (SYSTEM, Prepared, RestoreEnv, RestoreRequest, choose, execute, open_key, prepare)
+from ..backup.restore_run import (SYSTEM, Prepared, RestoreEnv, RestoreRequest, choose, components_of, execute,
+                                  open_key, prepare)
 from ..backup.restorer import preview
 from ..job_contract import JobResult
 from ..model import Outcome
@@ -76,15 +81,17 @@ def recover(ctx: "JobContext", mode: str, backup: str | None, dry_run: bool) -> 
     if plan.components or plan.redis:
         run.step("key", "read the backup key into memory")
         env = _env(ctx)
-        manifest, chain, notes = choose(env, RestoreRequest(backup=backup, prefer_verified=backup is None,
-                                                            need_redis=plan.redis))
-        components = list(plan.components)
-        if mode == "full" and SYSTEM in manifest.components:
-            components.append(SYSTEM)
-        run.step("check backup", f"check backup {manifest.id} and its chain ({len(chain)})", backup=manifest.id)
-        for note in notes:
-            run.note(note)
-        prepared = prepare(env, manifest, chain, components, plan.redis, notes)
+        run.step("check backup", f"choose {backup or 'the newest usable backup'} and check its chain")
+
+        def components(manifest: Manifest) -> tuple[list[str], bool]:
+            names = list(plan.components) + ([SYSTEM] if mode == "full" and SYSTEM in manifest.components else [])
+            return components_of(manifest, tuple(names))[0], plan.redis
+
+        chosen = choose(env, RestoreRequest(backup=backup, need_redis=plan.redis), components)
+        run.note(f"{chosen.using}; chain of {len(chosen.chain)} checked")
+        for line in [f"WARNING: {w}" for w in chosen.warnings] + chosen.notes:
+            run.note(line)
+        prepared = prepare(env, chosen)
         if plan.redis:
             layout = redis_layout(run)
             run.note(f"redis reads {layout.rdb}" + (" with append-only on" if layout.appendonly else ""))
@@ -119,7 +126,7 @@ def _env(ctx: "JobContext") -> RestoreEnv:
 
     return RestoreEnv(catalog=Catalog.from_settings(settings), gpg=gpg, reporter=ctx, stamp=stamp(ctx.now()),
                       live={c.name: c.path for c in settings.target.components}, verified=verified,
-                      allow_symlinks_outside=settings.recovery.allow_symlinks_outside)
+                      allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=ctx.now())
 
 
 def _restore_trees(run: Run, env: RestoreEnv, prepared: Prepared, plan: ModePlan) -> None:
@@ -133,10 +140,9 @@ def _restore_trees(run: Run, env: RestoreEnv, prepared: Prepared, plan: ModePlan
 
 
 def _dry(run: Run, plan: ModePlan, prepared: Prepared | None, env: RestoreEnv | None) -> JobResult:
-    lines = [f"recover {plan.mode} would:"] + [f"  {i}. {s}" for i, s in enumerate(plan.steps, 1)]
+    lines = [*run.lines, f"recover {plan.mode} would:"] + [f"  {i}. {s}" for i, s in enumerate(plan.steps, 1)]
     previews = []
     if prepared is not None and env is not None:
-        lines.insert(0, f"backup {prepared.manifest.id} (chain of {len(prepared.chain)}, checked)")
         for component, component_plan in prepared.plans.items():
             dest = env.live.get(component) or prepared.roots[component]
             item = preview(component_plan, dest, swap=component != SYSTEM)
@@ -153,6 +159,8 @@ def _result(run: Run, plan: ModePlan, prepared: Prepared | None, checked: Any,
     timing, line = verdict(WHAT[plan.mode], time.monotonic() - run.started, plan.objective_s)
     problems = list(checked.problems) + list((redis_found or {}).get("problems", []))
     data: dict[str, Any] = {"mode": plan.mode, **timing, "backup": prepared.manifest.id if prepared else None,
+                            "using": prepared.using if prepared else None,
+                            "backup_age_s": prepared.age_s if prepared else None,
                             "health": checked.probes, "function_test": checked.function_test,
                             "redis": redis_found, "problems": problems}
     if not timing["met"]:

@@ -113,7 +113,7 @@ def test_recover_configuration_with_the_key_inside_the_replaced_tree(make_stack:
     broken = list(tmp_path.glob("conf.broken.*"))
     assert len(broken) == 1 and (broken[0] / "app.toml").read_text() == "garbage{{{"
     assert stack.app.pid() != app_pid and _notified(stack)
-    assert "no verified backup" in _report(record)
+    assert f"using {record.data['backup']} (taken " in _report(record)
     assert record.summary.endswith("(objective 15 min): met")
 
 

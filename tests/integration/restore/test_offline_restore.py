@@ -48,7 +48,7 @@ def test_restore_from_a_copied_backup_dir_with_flags_only(bare_host, tmp_path: P
                    str(tmp_path / "state2"), "--component", f"data={place}")
     assert done.returncode == 0, done.stderr
     assert differences(expected, snapshot(place)) == []
-    assert f"backup {backup_id}" in done.stdout and "data: " in done.stdout
+    assert f"using {backup_id} (taken " in done.stdout and "data: " in done.stdout
 
 
 def test_a_component_without_a_path_goes_back_where_it_was_backed_up(rig: Rig, bare_host, tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from maintd.backup.extract import UnsafeMemberError
-from maintd.backup.restore_plan import (Candidate, Present, destinations, diff, dirs_deepest_first, parse_at,
-                                        plan_component, removals, select_backup, side_names, want_from_index)
+from maintd.backup.restore_plan import (Present, destinations, diff, dirs_deepest_first, parse_at, plan_component,
+                                        removals, side_names, want_from_index)
+from maintd.backup.restore_select import Candidate, select_backup
 from maintd.errors import IntegrityError, NotFoundError, UsageError
 
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -28,19 +29,19 @@ CHAIN = [_c(0, "full", has_redis=True), _c(4, has_redis=True), _c(8, "differenti
 
 
 def test_latest_is_the_newest_backup() -> None:
-    assert select_backup(CHAIN)[0] == CHAIN[-1]
-    assert select_backup(CHAIN, backup="latest")[0] == CHAIN[-1]
+    assert select_backup(CHAIN).candidate == CHAIN[-1]
+    assert select_backup(CHAIN, backup="latest").candidate == CHAIN[-1]
 
 
 def test_point_in_time_takes_the_newest_backup_at_or_before() -> None:
-    assert select_backup(CHAIN, at=T0 + timedelta(hours=5))[0] == CHAIN[1]
-    assert select_backup(CHAIN, at=T0 + timedelta(hours=8))[0] == CHAIN[2]
+    assert select_backup(CHAIN, at=T0 + timedelta(hours=5)).candidate == CHAIN[1]
+    assert select_backup(CHAIN, at=T0 + timedelta(hours=8)).candidate == CHAIN[2]
     with pytest.raises(NotFoundError, match="at or before"):
         select_backup(CHAIN, at=T0 - timedelta(seconds=1))
 
 
 def test_explicit_id_is_found_or_not_found() -> None:
-    assert select_backup(CHAIN, backup=CHAIN[1].id)[0] == CHAIN[1]
+    assert select_backup(CHAIN, backup=CHAIN[1].id).candidate == CHAIN[1]
     with pytest.raises(NotFoundError, match="no committed backup"):
         select_backup(CHAIN, backup="20000101T000000.000000Z-full")
     with pytest.raises(UsageError):
@@ -48,19 +49,69 @@ def test_explicit_id_is_found_or_not_found() -> None:
 
 
 def test_redis_restores_skip_backups_without_a_snapshot() -> None:
-    chosen, _ = select_backup(CHAIN, at=T0 + timedelta(hours=9), need_redis=True)
-    assert chosen == CHAIN[1]
+    chosen = select_backup(CHAIN, at=T0 + timedelta(hours=9), need_redis=True)
+    assert chosen.candidate == CHAIN[1] and "without a Redis snapshot" in chosen.notes[0]
     with pytest.raises(IntegrityError, match="no Redis snapshot"):
         select_backup(CHAIN, backup=CHAIN[2].id, need_redis=True)
 
 
-def test_recovery_prefers_the_newest_verified_backup_and_never_a_failed_one() -> None:
-    pool = [_c(0, "full", verified=True), _c(4, verified=True), _c(8, verified=None), _c(12, verified=False)]
-    chosen, notes = select_backup(pool, prefer_verified=True)
-    assert chosen == pool[1] and "newest verified" in notes[0]
-    assert select_backup(pool)[0] == pool[2]  # a failed verify is never picked implicitly
-    chosen, notes = select_backup([_c(0, "full")], prefer_verified=True)
-    assert "no verified backup" in notes[0]
+def _chain(*specs: tuple[int, str, dict]) -> list[Candidate]:
+    """Candidates whose `chain` links each incremental to everything before it since the last full."""
+    out: list[Candidate] = []
+    for hours, kind, kw in specs:
+        base = _c(hours, kind, **kw)
+        since = [] if kind == "full" else [m.id for m in out[max(i for i, m in enumerate(out)
+                                                                   if m.id.endswith("-full")):]]
+        out.append(Candidate(base.id, base.created, base.outcome, base.has_redis, base.verified,
+                             chain=(*since, base.id)))
+    return out
+
+
+def test_an_unverified_newer_backup_is_used_over_an_older_verified_one() -> None:
+    # The trial's data loss: verify runs weekly, an incremental taken minutes ago must not be ignored.
+    pool = _chain((0, "full", {"verified": True}), (4, "incremental", {"verified": True}),
+                  (8, "incremental", {}))
+    chosen = select_backup(pool)
+    assert chosen.candidate == pool[-1] and chosen.warnings == () and chosen.notes == ()
+
+
+def test_a_failed_verify_is_never_picked_implicitly_nor_anything_built_on_it() -> None:
+    pool = _chain((0, "full", {}), (4, "incremental", {"verified": False}), (8, "incremental", {}))
+    chosen = select_backup(pool)
+    assert chosen.candidate == pool[0]
+    assert len(chosen.warnings) == 1 and pool[1].id in chosen.warnings[0] and pool[2].id in chosen.warnings[0]
+    assert "failed its last verify" in chosen.warnings[0]
+    assert select_backup(pool, backup=pool[1].id).candidate == pool[1]  # named: used anyway
+
+
+def test_a_damaged_chain_falls_back_to_the_next_one_naming_the_damaged_backup() -> None:
+    pool = _chain((0, "full", {}), (4, "incremental", {}), (8, "incremental", {}), (12, "full", {}),
+                  (16, "incremental", {}))
+    chosen = select_backup(pool, damaged={pool[3].id: "data.tar.zst.gpg: sha256 mismatch"})
+    assert chosen.candidate == pool[2]  # the newest whose chain does not hold the damaged full
+    assert len(chosen.warnings) == 1
+    warning = chosen.warnings[0]
+    assert pool[3].id in warning and "DAMAGED" in warning and "sha256 mismatch" in warning
+    assert pool[4].id in warning and f"falling back to the older {pool[2].id}" in warning
+    with pytest.raises(IntegrityError, match="no restorable backup"):
+        select_backup(pool, damaged={pool[0].id: "missing", pool[3].id: "missing"})
+
+
+def test_partial_backups_only_when_nothing_else_and_never_silently() -> None:
+    pool = _chain((0, "full", {}), (4, "incremental", {"outcome": "partial"}))
+    chosen = select_backup(pool)
+    assert chosen.candidate == pool[0] and "partial" in chosen.warnings[0] and pool[1].id in chosen.warnings[0]
+    only = select_backup([pool[1]])
+    assert only.candidate == pool[1] and "partial" in only.notes[0]
+
+
+def test_age_is_said_in_human_units() -> None:
+    from maintd.backup.restore_select import age_text, using_line
+
+    assert using_line("X", T0, T0 + timedelta(minutes=5)) == "using X (taken 5 min ago)"
+    assert age_text(T0, T0 + timedelta(seconds=42)) == "42 s ago"
+    assert age_text(T0, T0 + timedelta(hours=7)) == "7.0 h ago"
+    assert age_text(T0, T0 + timedelta(days=8)) == "8.0 days ago"
 
 
 def test_parse_at_needs_a_zone() -> None:
