@@ -1,8 +1,9 @@
 """The verify job: decrypt and check backups (docs/backup.md, "Verify").
 
 args: ``backup`` (an id or "latest", the default), ``all`` (every committed backup), ``sample`` (percent of file
-members whose content is hashed; objects are always checked whole). Each result is stored as kv
-``verify.<id>``; a backup with problems makes the run FAILED with the report as data.
+members whose content is hashed; objects are always checked whole). Verifying a backup verifies every member of
+its chain too (a restore reads them all), each reported and stored on its own as kv ``verify.<id>``; a backup
+with problems makes the run FAILED with the report as data.
 
 Only damage is recorded. The key is checked first (canary, then the newest backup, as the backup job does): a key
 that cannot open the backups (a typo in the passphrase file) fails the run with a GpgError and records nothing,
@@ -54,7 +55,7 @@ def parse_args(args: Mapping[str, Any]) -> dict[str, Any]:
     return {"backup": backup, "all": bool(every), "sample": sample_value, "dry_run": bool(dry)}
 
 
-def _targets(catalog: Catalog, args: dict[str, Any]) -> list[Manifest]:
+def _requested(catalog: Catalog, args: dict[str, Any]) -> list[Manifest]:
     if args.get("all"):
         return catalog.list()
     wanted = args.get("backup", "latest")
@@ -66,12 +67,27 @@ def _targets(catalog: Catalog, args: dict[str, Any]) -> list[Manifest]:
     return [catalog.get(wanted)]
 
 
+def targets(catalog: Catalog, requested: list[Manifest]) -> list[Manifest]:
+    """Every backup a restore of the requested ones opens: each member of their chains, oldest first, once. A
+    restore of an incremental reads its ancestors' archives, so "verified" must cover them. A missing member is
+    not listed here: verifying the backup that names it reports it."""
+    present = {m.id: m for m in catalog.list()}
+    chosen: dict[str, Manifest] = {}
+    for manifest in requested:
+        for member in manifest.chain:
+            if member in present:
+                chosen.setdefault(member, present[member])
+        chosen.setdefault(manifest.id, manifest)
+    return sorted(chosen.values(), key=lambda m: m.id)
+
+
 def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
     catalog = Catalog.from_settings(ctx.settings)
-    targets = _targets(catalog, args)
+    requested = _requested(catalog, args)
+    chosen = targets(catalog, requested)
     sample = args.get("sample")
     if ctx.dry_run:
-        names = [m.id for m in targets]
+        names = [m.id for m in chosen]
         return JobResult(summary=f"would verify {len(names)} backup(s)", data={"dry_run": True, "backups": names,
                                                                                  "report": names})
     gpg = Gpg.from_settings(ctx.settings)
@@ -82,7 +98,7 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
     reports: list[VerifyReport] = []
     not_opened: list[tuple[str, str]] = []
     unreadable = catalog.unreadable() if args.get("all") else []
-    for manifest in targets:
+    for manifest in chosen:
         ctx.check_cancelled()
         try:
             report = verify_backup(catalog, gpg, manifest, sample=sample, rng=random.Random(),
@@ -108,9 +124,11 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
         lines.append(f"{backup_id}: unreadable, not a usable backup: {reason}")
     for backup_id, reason in not_opened:
         lines.append(f"{backup_id}: not verified (nothing recorded): {reason}")
+    lines.extend(_chain_lines(requested, reports, not_opened, all_=bool(args.get("all"))))
     if key_note:
         lines.append(f"note: {key_note}")
-    data = {"backups": [{"id": r.backup_id, "ok": r.ok, "level": r.level, "problems": r.problems,
+    data = {"requested": [m.id for m in requested],
+            "backups": [{"id": r.backup_id, "ok": r.ok, "level": r.level, "problems": r.problems,
                          "members": r.members, "hashed": r.hashed} for r in reports],
             "unreadable": [{"id": i, "reason": r} for i, r in unreadable],
             "not_verified": [{"id": i, "reason": r} for i, r in not_opened], "report": lines}
@@ -118,11 +136,26 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
         names = ", ".join([r.backup_id for r in failed] + [i for i, _ in unreadable])
         first = failed[0].problems[0] if failed else unreadable[0][1]
         return JobResult(summary=f"verify found damage in {names}: {first}", data=data, outcome=Outcome.FAILED)
+    what = (f"{len(reports)} backup(s)" if args.get("all") or len(requested) != 1 or len(reports) == 1
+            else f"{requested[0].id} and its chain ({len(reports)} backups)")
     if not_opened:
-        return JobResult(summary=f"verified {len(reports)} backup(s): all ok; {len(not_opened)} not verified: the "
-                                 "configured key does not open them", data=data,
+        return JobResult(summary=f"verified {what}: all ok; {len(not_opened)} not verified: the configured key "
+                                 "does not open them", data=data,
                          warnings=[f"{i}: not verified: {r}" for i, r in not_opened])
-    return JobResult(summary=f"verified {len(reports)} backup(s): all ok", data=data)
+    return JobResult(summary=f"verified {what}: all ok", data=data)
+
+
+def _chain_lines(requested: list[Manifest], reports: list[VerifyReport], not_opened: list[tuple[str, str]],
+                 *, all_: bool) -> list[str]:
+    """For each requested backup whose chain holds a damaged or unchecked member: what a restore of it meets."""
+    bad = {r.backup_id for r in reports if not r.ok} | {i for i, _ in not_opened}
+    lines = []
+    for manifest in requested:
+        ancestors = [m for m in manifest.chain[:-1] if m in bad]
+        if ancestors and not (all_ and manifest.id in bad):
+            lines.append(f"{manifest.id}: its chain holds {', '.join(ancestors)} (damaged or not verified): a "
+                         "restore of it would fail")
+    return lines
 
 
 def _check_key(ctx: JobContext, catalog: Catalog, gpg: Gpg) -> str | None:

@@ -136,3 +136,31 @@ def test_a_backup_the_current_key_cannot_open_is_not_verified_rather_than_damage
     assert result.warnings and old in result.warnings[0]
     assert env.state.get(f"verify.{old}") is None
     assert env.state.get(f"verify.{new}")["ok"] is True
+
+
+def test_verifying_the_newest_backup_verifies_its_whole_chain(backup_env) -> None:
+    """The user trial: `maintctl verify` said "all ok" for the newest incremental while its full was damaged, and
+    `restore latest` failed."""
+    env: BackupEnv = backup_env()
+    _tree(env, files=30)
+    full = env.backup("full").data["id"]
+    (env.data / "d0" / "new.txt").write_text("new")
+    inc = env.backup("incremental").data["id"]
+    (env.data / "d1" / "newer.txt").write_text("newer")
+    newest = env.backup("incremental").data["id"]
+    target = env.catalog.object_path(full, "data.tar.zst.gpg")
+    raw = bytearray(target.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    target.write_bytes(bytes(raw))
+    result = run_job(env, "verify", {})
+    assert result.outcome == Outcome.FAILED
+    assert [b["id"] for b in result.data["backups"]] == [full, inc, newest]
+    assert [b["ok"] for b in result.data["backups"]] == [False, True, True]
+    assert result.data["requested"] == [newest]
+    assert full in result.summary
+    assert f"{newest}: its chain holds {full} (damaged or not verified): a restore of it would fail" in (
+        result.data["report"])
+    assert env.state.get(f"verify.{full}")["ok"] is False
+    assert env.state.get(f"verify.{inc}")["ok"] is True and env.state.get(f"verify.{newest}")["ok"] is True
+    target.write_bytes(bytes(raw[: len(raw) // 2]))  # truncated now
+    assert run_job(env, "verify", {"backup": inc}).data["backups"][0]["ok"] is False
