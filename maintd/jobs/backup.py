@@ -98,9 +98,11 @@ def perform(ctx: JobContext, requested: BackupType) -> JobResult:
             plan = Plan(requested, BackupType.FULL, None, (), (*plan.notes, note))
             warnings.append(note)
             manifest, results = _write(ctx, catalog, gpg, plan, specs, missing, warnings, total_files, total_bytes)
-    ctx.log.info("backup.committed", backup_id=manifest.id, type=manifest.type.value, outcome=manifest.outcome,
-                 size=manifest.size, files=manifest.files)
-    pruned = _after_commit(ctx, manifest)
+        ctx.log.info("backup.committed", backup_id=manifest.id, type=manifest.type.value, outcome=manifest.outcome,
+                     size=manifest.size, files=manifest.files)
+        # Still under the writer lock: an offline restore (another process) must not start between the commit and
+        # the tier copies or the prune (which deletes backups).
+        pruned = _after_commit(ctx, manifest)
     return _result(manifest, results, warnings, pruned)
 
 
@@ -263,8 +265,9 @@ def _application_version(settings: Any) -> str | None:
 
 
 def _after_commit(ctx: JobContext, manifest: Manifest) -> dict[str, Any] | None:
-    """Tier copies, then prune (with backup.prune_after_backup). Their failures are warnings here: the backup
-    itself is committed. Returns what prune did (its data), None when it did not run."""
+    """Tier copies, then prune (with backup.prune_after_backup), called while the writer lock is held. Their
+    failures are warnings here: the backup itself is committed. Returns what prune did (its data), None when it did
+    not run."""
     try:
         tiers.replicate(ctx, manifest)
     except MaintdError as err:

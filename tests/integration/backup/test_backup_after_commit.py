@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from maintd.errors import BusyError
 from tests.integration.backup.conftest import BackupEnv
 
 T0 = datetime(2026, 12, 3, 1, 0, tzinfo=timezone.utc)
@@ -36,3 +37,25 @@ def test_backup_result_lists_what_prune_after_backup_deleted(backup_env) -> None
     assert [line for line in result.data["report"] if line.startswith("pruned")] == [
         f"pruned {i}: older than 0 days (incremental) and no period rule keeps it" for i in incs]
     assert [m.id for m in env.catalog.list()] == [first["id"], result.data["id"]]
+
+
+def test_tier_copies_and_prune_run_while_the_backup_still_holds_the_writer_lock(backup_env, tmp_path) -> None:
+    """An offline restore (another process) takes the store's writer lock: it must not slip in between the commit
+    and the tier copies or the prune."""
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    env: BackupEnv = backup_env({"backup": {"tiers": [{"name": "nas", "path": str(nas)}]}})
+    (env.data / "a.txt").write_text("a")
+    seen: list[str] = []
+
+    def during(fields: dict) -> None:
+        if str(fields.get("phase", "")).startswith("tier "):
+            try:
+                with env.catalog.writer_lock():  # a new open file description: as another process would
+                    seen.append("free")
+            except BusyError:
+                seen.append("held")
+
+    result = env.backup("full", progress=during)
+    assert (nas / result.data["id"]).is_dir()
+    assert seen and set(seen) == {"held"}
