@@ -3,7 +3,8 @@
 args: ``backup`` (an id or "latest", the default), ``all`` (every committed backup), ``sample`` (percent of file
 members whose content is hashed; objects are always checked whole). Verifying a backup verifies every member of
 its chain too (a restore reads them all), each reported and stored on its own as kv ``verify.<id>``; a backup
-with problems makes the run FAILED with the report as data.
+with problems makes the run FAILED with the report as data. ``all`` also re-reads every copy on every tier
+(``maintd.backup.tiers.verify_copies``): a damaged copy fails the run too, an unreachable tier is a warning.
 
 Only damage is recorded. The key is checked first (canary, then the newest backup, as the backup job does): a key
 that cannot open the backups (a typo in the passphrase file) fails the run with a GpgError and records nothing,
@@ -17,7 +18,7 @@ import random
 from datetime import timezone
 from typing import Any, Mapping
 
-from ..backup import keycheck
+from ..backup import keycheck, tiers
 from ..backup.catalog import Catalog, Manifest
 from ..backup.verification import VerifyReport, verify_backup
 from ..edges.gpg import Gpg, GpgKeyError
@@ -86,10 +87,12 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
     requested = _requested(catalog, args)
     chosen = targets(catalog, requested)
     sample = args.get("sample")
+    check_tiers = bool(args.get("all")) and bool(ctx.settings.backup.tiers)
     if ctx.dry_run:
         names = [m.id for m in chosen]
+        report = names + ([f"tier {t.name}: every copy" for t in ctx.settings.backup.tiers] if check_tiers else [])
         return JobResult(summary=f"would verify {len(names)} backup(s)", data={"dry_run": True, "backups": names,
-                                                                                 "report": names})
+                                                                                 "report": report})
     gpg = Gpg.from_settings(ctx.settings)
     if not gpg.has_secret_key():
         raise GpgError("verify needs to decrypt: this host has no secret key for backup.recipients "
@@ -113,7 +116,9 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
         ctx.log.info("verify.checked", backup_id=manifest.id, ok=report.ok, level=report.level,
                      problems=len(report.problems), members=report.members)
         reports.append(report)
+    tier_results = tiers.verify_copies(ctx) if check_tiers else []
     failed = [r for r in reports if not r.ok]
+    damaged_copies = [f"tier {t['tier']}: copy of {d['id']}" for t in tier_results for d in t["damaged"]]
     lines = []
     for report in reports:
         state = "ok" if report.ok else f"{len(report.problems)} problem(s)"
@@ -125,16 +130,23 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
     for backup_id, reason in not_opened:
         lines.append(f"{backup_id}: not verified (nothing recorded): {reason}")
     lines.extend(_chain_lines(requested, reports, not_opened, all_=bool(args.get("all"))))
+    lines.extend(_tier_lines(tier_results))
     if key_note:
         lines.append(f"note: {key_note}")
     data = {"requested": [m.id for m in requested],
             "backups": [{"id": r.backup_id, "ok": r.ok, "level": r.level, "problems": r.problems,
                          "members": r.members, "hashed": r.hashed} for r in reports],
             "unreadable": [{"id": i, "reason": r} for i, r in unreadable],
-            "not_verified": [{"id": i, "reason": r} for i, r in not_opened], "report": lines}
-    if failed or unreadable:
-        names = ", ".join([r.backup_id for r in failed] + [i for i, _ in unreadable])
-        first = failed[0].problems[0] if failed else unreadable[0][1]
+            "not_verified": [{"id": i, "reason": r} for i, r in not_opened], "tiers": tier_results,
+            "report": lines}
+    if failed or unreadable or damaged_copies:
+        names = ", ".join([r.backup_id for r in failed] + [i for i, _ in unreadable] + damaged_copies)
+        if failed:
+            first = failed[0].problems[0]
+        elif unreadable:
+            first = unreadable[0][1]
+        else:
+            first = next(d["problems"][0] for t in tier_results for d in t["damaged"])
         return JobResult(summary=f"verify found damage in {names}: {first}", data=data, outcome=Outcome.FAILED)
     what = (f"{len(reports)} backup(s)" if args.get("all") or len(requested) != 1 or len(reports) == 1
             else f"{requested[0].id} and its chain ({len(reports)} backups)")
@@ -143,6 +155,21 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
                                  "does not open them", data=data,
                          warnings=[f"{i}: not verified: {r}" for i, r in not_opened])
     return JobResult(summary=f"verified {what}: all ok", data=data)
+
+
+def _tier_lines(results: list[dict[str, Any]]) -> list[str]:
+    """One line per tier (maintd.backup.tiers.verify_copies), then one per damaged copy."""
+    lines = []
+    for result in results:
+        name = result["tier"]
+        copies = f"{result['checked']} cop{'y' if result['checked'] == 1 else 'ies'} checked"
+        if result["error"]:
+            lines.append(f"tier {name}: cannot verify copies ({copies} before): {result['error']}")
+        else:
+            state = "all ok" if not result["damaged"] else f"{len(result['damaged'])} damaged"
+            lines.append(f"tier {name}: {copies}, {state}")
+        lines.extend(f"  {item['id']}: {'; '.join(item['problems'])}" for item in result["damaged"])
+    return lines
 
 
 def _chain_lines(requested: list[Manifest], reports: list[VerifyReport], not_opened: list[tuple[str, str]],

@@ -164,3 +164,27 @@ def test_verifying_the_newest_backup_verifies_its_whole_chain(backup_env) -> Non
     assert env.state.get(f"verify.{inc}")["ok"] is True and env.state.get(f"verify.{newest}")["ok"] is True
     target.write_bytes(bytes(raw[: len(raw) // 2]))  # truncated now
     assert run_job(env, "verify", {"backup": inc}).data["backups"][0]["ok"] is False
+
+
+def test_verify_all_also_rereads_the_tier_copies(backup_env, tmp_path) -> None:
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    env: BackupEnv = backup_env({"backup": {"tiers": [{"name": "nas", "path": str(nas)}]}})
+    _tree(env, files=10)
+    full = env.backup("full").data["id"]
+    (env.data / "d0" / "new.txt").write_text("new")
+    inc = env.backup("incremental").data["id"]
+    clean = run_job(env, "verify", {"all": "true"})
+    assert clean.outcome is None, clean.data["report"]
+    assert clean.data["tiers"] == [{"tier": "nas", "checked": 2, "damaged": [], "error": None}]
+    assert "tier nas: 2 copies checked, all ok" in clean.data["report"]
+    copy = nas / full / "data.tar.zst.gpg"
+    raw = bytearray(copy.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    copy.write_bytes(bytes(raw))
+    result = run_job(env, "verify", {"all": "true"})
+    assert result.outcome == Outcome.FAILED
+    assert all(b["ok"] for b in result.data["backups"])  # the local store is fine
+    assert [d["id"] for d in result.data["tiers"][0]["damaged"]] == [full]
+    assert f"tier nas: copy of {full}" in result.summary
+    assert env.state.get(f"tier.nas.{full}")["ok"] is False and env.state.get(f"tier.nas.{inc}")["ok"] is True
