@@ -104,7 +104,7 @@ class DirTier:
     def inventory(self) -> tuple[list[Manifest], list[str]]:
         """(committed copies' manifests, ids of copies whose manifest is missing or unreadable)."""
         self._ensure_root()
-        catalog = Catalog(self.root)
+        catalog = Catalog(self.root)  # the tier's own store: no index cache (that belongs to the local store)
         return catalog.list(), [backup_id for backup_id, _ in catalog.unreadable()]
 
     def check(self, manifest: Manifest, *, check: Check) -> list[str]:

@@ -87,7 +87,7 @@ class RsyncTier:
         self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.TemporaryDirectory(dir=self.scratch, prefix=f"{self.name}-") as into:
             self.run.rsync(build_pull_manifests_argv(self.dest, Path(into)))
-            catalog = Catalog(Path(into))
+            catalog = Catalog(Path(into))  # fetched manifests of a tier: no index cache (local store only)
             manifests = catalog.list()
         listed = {m.id for m in manifests}
         return manifests, sorted(names - listed)

@@ -57,7 +57,7 @@ def _error_text(err: BaseException, tier: str | None = None) -> str:
 def replicate(ctx: "JobContext", manifest: Manifest) -> list[dict[str, Any]]:
     """Copy a committed backup to every tier. Returns one result per tier: {tier, ok, copied, error}.
     Cancelled propagates; any other failure becomes a warning on the run and a ``tier.<tier>.<id>`` record."""
-    catalog = Catalog(ctx.settings.paths.backup_root)
+    catalog = Catalog.from_settings(ctx.settings)
     results = []
     for tier in ctx.settings.backup.tiers:
         ctx.check_cancelled()
@@ -235,7 +235,7 @@ def _row(name: str, kind: str, where: str, newest: str | None, created: datetime
 def _local_row(settings: Settings, state: "State", now: datetime) -> dict[str, Any]:
     root = settings.paths.backup_root
     try:
-        manifests = Catalog(root).list()
+        manifests = Catalog.from_settings(settings).list()
     except (MaintdError, OSError) as err:
         return _row("local", "local", str(root), None, None, settings.backup.local_rpo, now, verified=None,
                     error=_error_text(err))

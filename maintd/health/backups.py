@@ -72,7 +72,7 @@ def check_backups(settings: "Settings", state: "State", now: datetime) -> tuple[
     if catalog_module is None:
         parts.append((DEGRADED, "backup catalog not available in this build"))
     else:
-        latest = catalog_module.Catalog(settings.paths.backup_root).latest(good_only=True)
+        latest = catalog_module.Catalog.from_settings(settings).latest(good_only=True)
         local = judge_local(_created(latest) if latest is not None else None, now, settings.backup.local_rpo)
     tiers_module = _optional("maintd.backup.tiers")
     stale = (list(tiers_module.stale_tiers(settings, state, now))
