@@ -45,8 +45,9 @@ class Maintd:
     """One backup store and state dir (one repetition of the sequence)."""
 
     def __init__(self, work: Path, dataset: Path, keys: Keys, *, python: str = sys.executable,
-                 timeout: float = 3600.0) -> None:
+                 timeout: float = 3600.0, src: Path = REPO) -> None:
         self.work = work
+        self.src = src  # the directory holding the maintd package to measure
         work.mkdir(parents=True, exist_ok=True)
         self.settings_path = work / "settings.json"
         self.settings_path.write_text(json.dumps(settings_for(work, dataset, keys), indent=1))
@@ -60,10 +61,10 @@ class Maintd:
         largest helper's own peak: gpg)."""
         self.calls += 1
         out = self.work / f"call-{self.calls:03d}-{op}.json"
-        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env = {**os.environ, "PYTHONPATH": str(self.src) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         started = time.perf_counter()
         proc = subprocess.Popen([self.python, str(CHILD), str(self.settings_path), str(out), op, *args],
-                                cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                cwd=self.src, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         killer = threading.Timer(self.timeout, proc.kill)
         killer.start()

@@ -100,7 +100,9 @@ def main(argv: list[str]) -> int:
     settings = Settings(**json.loads(Path(settings_path).read_text()))
     state = State.open(settings.paths.state_dir)
     import_s = time.perf_counter() - STARTED
-    out: dict[str, Any] = {"op": op, "args": rest, "import_s": round(import_s, 4)}
+    import maintd
+
+    out: dict[str, Any] = {"op": op, "args": rest, "import_s": round(import_s, 4), "maintd": maintd.__file__}
     started = time.perf_counter()
     try:
         if op == "backup":

@@ -143,7 +143,7 @@ def render(results: dict[str, Any]) -> str:
     machine = results.get("machine", {})
     lines = ["# maintd benchmark results", "",
              f"Written by `bench/run` on {results.get('finished', '?')} (took {results.get('duration_s', 0) / 60:.0f} "
-             f"min). Re-run: `bench/run` (datasets are generated once under bench/data, git-ignored). Raw samples: "
+             f"min), maintd at commit {results.get('maintd_commit', '?')}. Re-run: `bench/run` (datasets are generated once under bench/data, git-ignored). Raw samples: "
              "`bench/results.json`.", "", "## Targets", ""]
     for text, met, figures in targets(results):
         verdict = "not measured" if met is None else ("**met**" if met else "**NOT met**")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 import make_datasets  # noqa: E402
 import report  # noqa: E402
 import suites  # noqa: E402
-from measure import run, sync  # noqa: E402
+from measure import pipeline, run, sync  # noqa: E402
 from pipelines import Keys, tool_version, tree_counts  # noqa: E402
 
 SUITES = ("baselines", "restic", "maintd")
@@ -86,6 +86,17 @@ class LoadWatch:
         self._stop.set()
 
 
+def snapshot_maintd(work: Path) -> tuple[Path, str]:
+    """The committed maintd (git HEAD) exported under work: the benchmark measures a fixed version, not a
+    working tree that other engineers edit while it runs. Returns its directory and the commit."""
+    repo = HERE.parent
+    commit = run(["git", "-C", str(repo), "rev-parse", "HEAD"], timeout=30).stdout.decode().strip()
+    dest = work / "maintd-src"
+    dest.mkdir(parents=True)
+    pipeline([["git", "-C", str(repo), "archive", "--format=tar", commit, "maintd"], ["tar", "-xf", "-", "-C", str(dest)]])
+    return dest, commit
+
+
 def prepare_work(work: Path, say) -> None:
     """A clean work dir. Leftovers of an earlier run are removed now, then synced: the mass delete is the
     first thing, so it is long past when the restores are timed."""
@@ -112,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--json", type=Path, default=HERE / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (backups, restores) afterwards")
+    parser.add_argument("--worktree", action="store_true",
+                        help="measure the maintd of the working tree as it is, not a snapshot of git HEAD")
     args = parser.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
     chosen = [s for s in args.suites.split(",") if s]
@@ -128,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                "runs": args.runs, "scale": args.scale, "suites": chosen,
                                "machine": machine_info(work), "datasets": {}, "tasks": {}, "notes": []}
+    if args.worktree:
+        maintd_src, commit = None, "working tree"
+    else:
+        maintd_src, commit = snapshot_maintd(work)
+    results["maintd_commit"] = commit
+    say(f"measuring maintd at {commit}")
     if args.scale != 1.0:
         results["notes"].append(f"datasets scaled by {args.scale}: a trial run, not the reference figures")
     keys = Keys.create()
@@ -139,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             results["datasets"][name] = {"files": counts[0], "bytes": counts[1], "path": str(root)}
             say(f"{name}: {counts[0]} files, {counts[1] / 1e6:.0f} MB")
             out: dict[str, Any] = {}
-            ctx = suites.Context(name, root, counts, work, keys, args.runs, out, say)
+            ctx = suites.Context(name, root, counts, work, keys, args.runs, out, say, maintd_src)
             suites.warm(ctx)
             for suite in chosen:
                 say(f"{name}: {suite}")

@@ -26,6 +26,7 @@ class Context:
     runs: int
     out: dict[str, Series]
     say: Callable[[str], None]
+    maintd_src: Path | None = None  # the maintd package measured (a snapshot of HEAD); None: the working tree
     notes: list[str] = field(default_factory=list)
 
     def series(self, task: str) -> Series:
@@ -191,7 +192,8 @@ def maintd(ctx: Context) -> None:
     seq = Sequence(ctx, "maintd")
     rep = 0
     while rep < seq.reps:
-        tool = Maintd(ctx.fresh(f"maintd-{rep}"), ctx.root, ctx.keys)
+        tool = Maintd(ctx.fresh(f"maintd-{rep}"), ctx.root, ctx.keys,
+                      **({"src": ctx.maintd_src} if ctx.maintd_src else {}))
         ids: list[str] = []
 
         def backup(kind: str, task: str) -> Callable[[], float]:
