@@ -93,6 +93,14 @@ def _size(value: int) -> str:
     return f"{value} B"
 
 
+def redis_summary(redis: dict[str, Any]) -> str:
+    """The manifest's Redis part for humans: ``db0=3 keys, RDB 161 B`` (``no keys`` for an empty dataset)."""
+    keys = redis.get("keys") or {}
+    counts = ", ".join(f"{db}={count} key{'' if count == 1 else 's'}" for db, count in sorted(keys.items()))
+    size = redis.get("rdb_size")
+    return f"{counts or 'no keys'}, RDB {_size(int(size)) if isinstance(size, int) else 'size unknown'}"
+
+
 def outcome(warnings: Sequence[str], partial: bool) -> str:
     if partial:
         return "partial"

@@ -314,7 +314,7 @@ def _result(manifest: Manifest, results: dict[str, ComponentResult], warnings: l
         report.append(f"  {name}: {result.files} files ({result.stored_files} stored), {result.dirs} dirs, "
                       f"{result.bytes} bytes")
     if manifest.redis:
-        report.append(f"  redis: {manifest.redis.get('keys')} ({manifest.redis.get('rdb_size')} bytes RDB)")
+        report.append(f"  redis: {planning.redis_summary(manifest.redis)}")
     report.extend(_pruned_lines(pruned))
     report.extend(f"warning: {w}" for w in warnings[:20])
     if len(warnings) > 20:

@@ -79,6 +79,8 @@ def test_redis_dataset_is_snapshotted_with_its_key_counts(backup_env, redis_serv
     manifest = env.catalog.get(result.data["id"])
     assert manifest.redis is not None and manifest.redis["keys"] == {"db0": 50}
     assert manifest.redis["rdb_size"] > 0 and "redis.rdb.zst.gpg" in manifest.objects
+    line = next(line for line in result.data["report"] if line.startswith("  redis: "))
+    assert line.startswith("  redis: db0=50 keys, RDB ") and line.endswith(("B", "KiB")) and "{" not in line
     verified = run_job(env, "verify", {"backup": result.data["id"]})
     assert verified.outcome is None, verified.data["report"]
 

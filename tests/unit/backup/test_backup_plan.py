@@ -85,3 +85,10 @@ def test_system_component_holds_extra_paths_under_root() -> None:
     specs = plan.components([C()], ["/etc/x.conf"])
     assert [s.name for s in specs] == ["data", "system"]
     assert specs[1].root == "/" and specs[1].paths == ("/etc/x.conf",)
+
+
+def test_redis_part_of_the_report_reads_as_text_not_as_a_dict() -> None:
+    assert plan.redis_summary({"keys": {"db0": 3}, "rdb_size": 161}) == "db0=3 keys, RDB 161 B"
+    assert plan.redis_summary({"keys": {"db1": 1, "db0": 42}, "rdb_size": 3 << 20}) == (
+        "db0=42 keys, db1=1 key, RDB 3.0 MiB")
+    assert plan.redis_summary({"keys": {}, "rdb_size": 88}) == "no keys, RDB 88 B"
