@@ -218,7 +218,8 @@ def run(options: argparse.Namespace) -> int:
     with held_locks(settings, catalog), key_for(settings) as gpg:
         now = datetime.now(timezone.utc)
         env = RestoreEnv(catalog=catalog, gpg=gpg, reporter=reporter, stamp=stamp(now), live=live,
-                         allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=now)
+                         allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=now,
+                         min_free_bytes=int(settings.recovery.min_free_bytes))
         report = restore(env, request)
     reporter.end_line()
     if options.json:

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..edges.gpg import Gpg
-from ..errors import GpgError, IntegrityError, NotFoundError, UsageError
+from ..errors import GpgError, IntegrityError, MaintdError, NotFoundError, StorageError, UsageError
 from . import reader
+from . import restore_space as space
 from .catalog import Catalog, Manifest
 from .restore_plan import REDIS, ComponentPlan, destinations, plan_component, want_from_index
 from .restore_select import Candidate, select_backup, using_line
-from .restorer import Reporter, TreeResult, preview, restore_by_swap, restore_into
+from .restorer import FreshTarget, Reporter, TreeResult, builds_beside, preview, restore_by_swap, restore_into
 from .streams import CHUNK
 
 SYSTEM = "system"
@@ -51,6 +52,8 @@ class RestoreEnv:
     """Component -> live path (configured). Missing ones fall back to the root recorded in the index."""
     verified: Callable[[str], bool | None] = lambda backup_id: None
     allow_symlinks_outside: bool = False
+    min_free_bytes: int = 0
+    """The free-space preflight keeps this much free on every filesystem the restore writes to."""
     now: datetime | None = None
     """When this restore runs: the age of the backup used is reported against it (default: the wall clock)."""
 
@@ -300,30 +303,64 @@ def execute(env: RestoreEnv, prepared: Prepared, request: RestoreRequest) -> Res
         raise UsageError("restoring Redis in place needs the service stopped: use `recover data`, or give "
                          "--target DIR to write the snapshot file there")
     where = destinations(names, live, request.target)
-    ids = [m.id for m in chain]
-    for component, plan in prepared.plans.items():
-        dest = where[component]
-        swap = request.target is None and component != SYSTEM
-        if request.dry_run:
-            report.previews.append(preview(plan, dest, swap=swap))
-            continue
-        env.reporter.check_cancelled()
-        opener = _archive_opener(env, chain, component)
-        if swap:
-            tree = restore_by_swap(plan, ids, opener, dest, stamp=env.stamp, reporter=env.reporter,
-                                   aside=request.aside, allow_symlinks_outside=env.allow_symlinks_outside)
-        else:
-            tree = restore_into(plan, ids, opener, dest, delete=request.delete and component != SYSTEM,
-                                reporter=env.reporter, stamp=env.stamp,
-                                allow_symlinks_outside=env.allow_symlinks_outside)
-        report.trees.append(tree)
-    if prepared.redis and not request.dry_run:
-        rdb_dir = where[REDIS]
-        rdb_dir.mkdir(parents=True, exist_ok=True)
-        report.redis_path = rdb_dir / "dump.rdb"
-        write_rdb(env, manifest, report.redis_path)
+    in_place = {c: (request.target is not None or c == SYSTEM) and not builds_beside(where[c]) for c in prepared.plans}
+    rdb = (where[REDIS], int((manifest.redis or {}).get("rdb_size") or 0)) if prepared.redis else None
+    spaces, by_dest = space.needed(prepared.plans, where, in_place, rdb)
+    refused = space.refusals(spaces, env.min_free_bytes)
+    if request.dry_run:
+        report.notes += [f"space on {s.mount}: {s.text(env.min_free_bytes)}" for s in spaces.values()] + refused
+        report.previews = [preview(plan, where[c], swap=request.target is None and c != SYSTEM)
+                           for c, plan in prepared.plans.items()]
+        report.seconds = time.monotonic() - started
+        return report
+    if refused:
+        raise StorageError("; ".join(refused) + " (nothing was written)")
+    undo = FreshTarget(request.target)
+    try:
+        _write_all(env, prepared, request, where, by_dest, report)
+    except BaseException as err:
+        undo.remove()
+        if isinstance(err, MaintdError) and report.trees and request.target is None:
+            done = ", ".join(f"{t.component} (previous tree kept as {t.kept})" if t.kept else t.component
+                             for t in report.trees)
+            err.message = f"{err.message}; already restored before the failure: {done}"
+            err.args = (err.message,)
+        raise
     report.seconds = time.monotonic() - started
     return report
+
+
+def _write_all(env: RestoreEnv, prepared: Prepared, request: RestoreRequest, where: dict[str, Path],
+               by_dest: dict[Path, space.Space], report: RestoreReport) -> None:
+    ids = [m.id for m in prepared.chain]
+    for component, plan in prepared.plans.items():
+        dest = where[component]
+        env.reporter.check_cancelled()
+        opener = _archive_opener(env, prepared.chain, component)
+        try:
+            if request.target is None and component != SYSTEM:
+                tree = restore_by_swap(plan, ids, opener, dest, stamp=env.stamp, reporter=env.reporter,
+                                       aside=request.aside, allow_symlinks_outside=env.allow_symlinks_outside)
+            else:
+                tree = restore_into(plan, ids, opener, dest, delete=request.delete and component != SYSTEM,
+                                    reporter=env.reporter, stamp=env.stamp,
+                                    allow_symlinks_outside=env.allow_symlinks_outside)
+        except OSError as err:
+            error = space.write_error(err, dest, by_dest.get(dest))
+            if request.target is None and component != SYSTEM:
+                error.message += f"; the live tree {dest} is untouched"
+            elif os.path.lexists(dest) and not builds_beside(dest):
+                error.message += f"; {dest} was written in place: the files restored so far stay, the rest is as it was"
+            raise error from err
+        report.trees.append(tree)
+    if prepared.redis:
+        rdb_dir = where[REDIS]
+        try:
+            rdb_dir.mkdir(parents=True, exist_ok=True)
+            report.redis_path = rdb_dir / "dump.rdb"
+            write_rdb(env, prepared.manifest, report.redis_path)
+        except OSError as err:
+            raise space.write_error(err, rdb_dir / "dump.rdb", by_dest.get(rdb_dir)) from err
 
 
 def _archive_opener(env: RestoreEnv, chain: list[Manifest], component: str) -> Callable[[str], Any]:

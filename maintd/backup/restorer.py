@@ -208,14 +208,11 @@ def restore_by_swap(plan: ComponentPlan, chain: list[str], open_archive: OpenArc
                     allow_symlinks_outside: bool = False) -> TreeResult:
     """Build the tree in a staging dir beside ``live`` (same filesystem), then rename ``live`` to
     ``NAME.<aside>.<stamp>`` and the staging dir to ``live``. Any failure before the swap removes the staging dir
-    and leaves ``live`` untouched."""
+    and leaves ``live`` untouched. OSErrors (a full disk...) propagate: the caller words them."""
     staging, kept = side_names(live, stamp, aside)
     live.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(live)
-    try:
-        os.mkdir(staging, 0o700)
-    except OSError as err:
-        raise StorageError(f"cannot create staging dir {staging}: {err.strerror}") from err
+    os.mkdir(staging, 0o700)  # an OSError (full, read-only) becomes a clear StorageError in restore_run.execute
     result = TreeResult(plan.name, live)
     try:
         with SafeTree(staging, atomic=False) as tree:
@@ -242,7 +239,7 @@ def restore_into(plan: ComponentPlan, chain: list[str], open_archive: OpenArchiv
     """Write the tree into ``dest``. A missing or empty ``dest`` is built beside it and renamed into place (a
     partial tree never sits under its name); otherwise every file goes through a temporary name renamed into
     place, and with ``delete`` entries the backup does not have are removed first."""
-    if not os.path.lexists(dest) or _empty_dir(dest):
+    if builds_beside(dest):
         return restore_by_swap(plan, chain, open_archive, dest, stamp=stamp, reporter=reporter,
                                allow_symlinks_outside=allow_symlinks_outside)
     try:
@@ -256,6 +253,40 @@ def restore_into(plan: ComponentPlan, chain: list[str], open_archive: OpenArchiv
         write_tree(plan, chain, open_archive, tree, reporter, remove=remove,
                    allow_symlinks_outside=allow_symlinks_outside, result=result)
     return result
+
+
+def builds_beside(dest: Path) -> bool:
+    """Whether ``restore_into`` builds a whole new tree beside ``dest`` (missing or empty) and renames it in."""
+    return not os.path.lexists(dest) or _empty_dir(dest)
+
+
+class FreshTarget:
+    """A --target that did not exist or was empty: what the restore created there goes again when it fails, so
+    a failed restore never leaves a partial tree that looks like a restored one."""
+
+    def __init__(self, target: Path | None) -> None:
+        self.target = target
+        self.top: Path | None = None
+        self.was_empty = False
+        if target is None:
+            return
+        if not os.path.lexists(target):
+            top = target.absolute()
+            while not os.path.lexists(top.parent) and top.parent != top:
+                top = top.parent
+            self.top = top
+        else:
+            self.was_empty = target.is_dir() and not target.is_symlink() and not any(target.iterdir())
+
+    def remove(self) -> None:
+        if self.top is not None:
+            shutil.rmtree(self.top, ignore_errors=True)
+        elif self.was_empty and self.target is not None:
+            for child in self.target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
 
 
 def remove_stale_staging(live: Path) -> list[Path]:

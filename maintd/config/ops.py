@@ -167,6 +167,9 @@ class Recovery(Section):
     normally recovery asks it (CONFIG GET dir + dbfilename) before stopping it."""
     redis_aof_dir: Annotated[Path | None, NoneIfEmpty] = None
     """With redis_rdb_path: the append-only dir (Redis 7 `appenddirname`) when Redis runs with appendonly yes."""
+    min_free_bytes: ByteSize = Field(default=ByteSize(64 << 20), ge=0)
+    """The restore's free-space preflight refuses (before writing anything) when the files to restore plus this
+    margin do not fit on the target filesystem."""
     key_count_tolerance: float = Field(default=0.0, ge=0.0, le=1.0)
     """Share of Redis keys a restore or drill may find missing against the backup's count (keys whose TTL ran out
     since the backup are not loaded); 0 = counts must match exactly. More keys than recorded never pass."""

@@ -129,7 +129,7 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
         gpg = open_key(settings)
         env = RestoreEnv(catalog=Catalog.from_settings(settings), gpg=gpg, reporter=ctx, stamp=stamp(ctx.now()),
                          allow_symlinks_outside=settings.recovery.allow_symlinks_outside, verified=verified_in(ctx),
-                         now=ctx.now())
+                         now=ctx.now(), min_free_bytes=int(settings.recovery.min_free_bytes))
         ctx.step("check chain")
         chosen = choose(env, RestoreRequest(backup=args.get("backup")), everything)
         manifest, components, has_redis = chosen.manifest, chosen.components, chosen.redis

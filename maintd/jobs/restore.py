@@ -91,7 +91,8 @@ def env_for(ctx: JobContext, gpg: Gpg) -> RestoreEnv:
 
     return RestoreEnv(catalog=Catalog.from_settings(settings), gpg=gpg, reporter=ctx, stamp=stamp(ctx.now()),
                       live={c.name: c.path for c in settings.target.components}, verified=verified,
-                      allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=ctx.now())
+                      allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=ctx.now(),
+                      min_free_bytes=int(settings.recovery.min_free_bytes))
 
 
 def summary_of(report: RestoreReport) -> str:
