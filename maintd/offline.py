@@ -219,7 +219,8 @@ def run(options: argparse.Namespace) -> int:
         now = datetime.now(timezone.utc)
         env = RestoreEnv(catalog=catalog, gpg=gpg, reporter=reporter, stamp=stamp(now), live=live,
                          allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=now,
-                         min_free_bytes=int(settings.recovery.min_free_bytes))
+                         min_free_bytes=int(settings.recovery.min_free_bytes),
+                         excludes={c.name: tuple(c.exclude) for c in settings.target.components} if from_file else {})
         report = restore(env, request)
     reporter.end_line()
     if options.json:

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..edges.gpg import Gpg
-from ..errors import GpgError, IntegrityError, MaintdError, NotFoundError, StorageError, UsageError
+from ..errors import GpgError, IntegrityError, MaintdError, StorageError, UsageError
 from . import reader
 from . import restore_space as space
 from .catalog import Catalog, Manifest
 from .restore_plan import REDIS, ComponentPlan, destinations, plan_component, want_from_index
 from .restore_select import Candidate, select_backup, using_line
+from .restore_check import ChainDamaged, chain_of, check_chain
 from .restorer import FreshTarget, Reporter, TreeResult, builds_beside, preview, restore_by_swap, restore_into
 from .streams import CHUNK
 
@@ -52,18 +53,12 @@ class RestoreEnv:
     """Component -> live path (configured). Missing ones fall back to the root recorded in the index."""
     verified: Callable[[str], bool | None] = lambda backup_id: None
     allow_symlinks_outside: bool = False
+    excludes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Component -> configured exclude patterns (with those the backup recorded: entries a swap carries over)."""
     min_free_bytes: int = 0
     """The free-space preflight keeps this much free on every filesystem the restore writes to."""
     now: datetime | None = None
     """When this restore runs: the age of the backup used is reported against it (default: the wall clock)."""
-
-
-class ChainDamaged(IntegrityError):
-    """The pre-restore check found a chain member missing or damaged; ``backup_id`` names that member."""
-
-    def __init__(self, backup_id: str, message: str) -> None:
-        super().__init__(message)
-        self.backup_id = backup_id
 
 
 @dataclass
@@ -143,9 +138,18 @@ class RestoreReport:
             if tree.removed:
                 line += f", {tree.removed} removed"
             out.append(line)
+            if tree.carried:
+                out.append(f"  carried over from the live tree (excluded from backups): {_some(tree.carried)}")
+            if tree.left:
+                out.append(f"  left in the kept tree: {_some(tree.left)}")
         if self.redis_path:
             out.append(f"redis: snapshot written to {self.redis_path}")
         return out
+
+
+def _some(items: list[str], limit: int = 5) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def open_key(settings: Any) -> Gpg:
@@ -185,7 +189,7 @@ def choose(env: RestoreEnv, request: RestoreRequest, components: ComponentsFor |
         names, redis = components(manifest)
         try:
             chain = chain_of(env.catalog, manifest)
-            check_chain(env, manifest, chain, names, redis, checked)
+            check_chain(env.catalog, env.reporter, manifest, chain, names, redis, checked)
         except ChainDamaged as err:
             if named or err.backup_id in damaged:
                 raise
@@ -197,24 +201,6 @@ def choose(env: RestoreEnv, request: RestoreRequest, components: ComponentsFor |
         return Chosen(manifest, chain, names, redis, list(selection.notes), list(selection.warnings),
                       using_line(manifest.id, manifest.created, now),
                       round((now - manifest.created).total_seconds(), 1), damaged)
-
-
-def chain_of(catalog: Catalog, manifest: Manifest) -> list[Manifest]:
-    """The manifests of ``manifest``'s chain, oldest first; ChainDamaged naming a missing or unreadable one."""
-    chain = []
-    for member in manifest.chain:
-        if member == manifest.id:
-            chain.append(manifest)
-            continue
-        try:
-            chain.append(catalog.get(member))
-        except NotFoundError as err:
-            raise ChainDamaged(member, f"backup {manifest.id}: chain member {member} is missing") from err
-        except IntegrityError as err:
-            raise ChainDamaged(member, err.message) from err
-    if not chain or chain[-1].id != manifest.id:
-        raise ChainDamaged(manifest.id, f"backup {manifest.id}: its chain does not end with itself")
-    return chain
 
 
 def components_of(manifest: Manifest, wanted: tuple[str, ...]) -> tuple[list[str], bool]:
@@ -260,35 +246,6 @@ def _wants(entries: Iterator[Any]) -> Iterator[Any]:
     for e in entries:
         yield want_from_index(e.path, e.type, mode=e.mode, uid=e.uid, gid=e.gid, mtime_ns=e.mtime_ns, size=e.size,
                               sha256=e.hash, link=e.link, source=e.in_, unsure=e.warn)
-
-
-def check_chain(env: RestoreEnv, manifest: Manifest, chain: list[Manifest], components: list[str],
-                redis: bool, checked: set[tuple[str, str]] | None = None) -> None:
-    """Size and sha256 of every object the restore may read, in every backup of the chain: a missing or damaged
-    one stops the restore here, before anything is written, naming backup and object (ChainDamaged). Pairs in
-    ``checked`` are skipped; the ones that pass are added."""
-    checked = set() if checked is None else checked
-    names: list[tuple[Manifest, str]] = []
-    for member in chain:
-        for component in components:
-            if member.archive_name(component) in member.objects:
-                names.append((member, member.archive_name(component)))
-    for component in components:
-        names.append((manifest, manifest.index_name(component)))
-    if redis:
-        names.append((manifest, manifest.redis_name()))
-    names = [(m, n) for m, n in names if (m.id, n) not in checked]
-    total = sum(m.objects.get(n, {}).get("size", 0) for m, n in names)
-    done = 0
-    for member, name in names:
-        env.reporter.check_cancelled()
-        env.reporter.progress(phase="check chain", done_bytes=done, total_bytes=total, message=f"{member.id} {name}")
-        try:
-            reader.check_object(env.catalog, member.id, name, member)
-        except (IntegrityError, NotFoundError) as err:
-            raise ChainDamaged(member.id, err.message) from err
-        checked.add((member.id, name))
-        done += member.objects[name]["size"]
 
 
 # -- acting ---------------------------------------------------------------------------------------------------------
@@ -339,8 +296,11 @@ def _write_all(env: RestoreEnv, prepared: Prepared, request: RestoreRequest, whe
         opener = _archive_opener(env, prepared.chain, component)
         try:
             if request.target is None and component != SYSTEM:
+                recorded = prepared.manifest.components.get(component, {}).get("excluded") or ()
+                patterns = tuple(dict.fromkeys([*recorded, *env.excludes.get(component, ())]))
                 tree = restore_by_swap(plan, ids, opener, dest, stamp=env.stamp, reporter=env.reporter,
-                                       aside=request.aside, allow_symlinks_outside=env.allow_symlinks_outside)
+                                       aside=request.aside, allow_symlinks_outside=env.allow_symlinks_outside,
+                                       excludes=patterns)
             else:
                 tree = restore_into(plan, ids, opener, dest, delete=request.delete and component != SYSTEM,
                                     reporter=env.reporter, stamp=env.stamp,

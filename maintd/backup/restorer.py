@@ -15,11 +15,12 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, ContextManager, Protocol
+from typing import Any, BinaryIO, Callable, ContextManager, Protocol, Sequence
 
 from ..errors import IntegrityError, StorageError
 from .catalog import crash_point
 from .extract import Meta, SafeTree, remove_leftover_temps, show
+from .restore_carry import carry_over
 from .restore_plan import ComponentPlan, Present, Want, diff, dirs_deepest_first, removals, side_names
 from .tar_reader import TarReader
 
@@ -52,11 +53,16 @@ class TreeResult:
     """The previous live tree, moved aside by a swap."""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    carried: list[str] = field(default_factory=list)
+    """Excluded entries of the live tree moved into the restored one (relative paths)."""
+    left: list[str] = field(default_factory=list)
+    """Excluded entries that stayed in the kept tree, with why."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"component": self.component, "path": str(self.path), "files": self.files, "bytes": self.bytes,
                 "dirs": self.dirs, "links": self.links, "removed": self.removed,
-                "kept": str(self.kept) if self.kept else None, "seconds": round(self.seconds, 3)}
+                "kept": str(self.kept) if self.kept else None, "seconds": round(self.seconds, 3),
+                "carried_over": self.carried, "left_in_kept_tree": self.left}
 
 
 class _Ticker:
@@ -204,14 +210,16 @@ def preview(plan: ComponentPlan, dest: Path, *, swap: bool) -> dict[str, Any]:
 
 # -- placing a tree ---------------------------------------------------------------------------------------------
 def restore_by_swap(plan: ComponentPlan, chain: list[str], open_archive: OpenArchive, live: Path, *, stamp: str,
-                    reporter: Reporter, aside: str = "pre-restore",
-                    allow_symlinks_outside: bool = False) -> TreeResult:
-    """Build the tree in a staging dir beside ``live`` (same filesystem), then rename ``live`` to
-    ``NAME.<aside>.<stamp>`` and the staging dir to ``live``. Any failure before the swap removes the staging dir
-    and leaves ``live`` untouched. OSErrors (a full disk...) propagate: the caller words them."""
+                    reporter: Reporter, aside: str = "pre-restore", allow_symlinks_outside: bool = False,
+                    excludes: Sequence[str] = ()) -> TreeResult:
+    """Build the tree in a staging dir beside ``live`` (same filesystem), carry the live tree's entries that
+    ``excludes`` match (never backed up: caches, logs) over into it, then rename ``live`` to
+    ``NAME.<aside>.<stamp>`` and the staging dir to ``live``. Any failure before the swap moves carried entries
+    back, removes the staging dir and leaves ``live`` as it was. OSErrors (a full disk...) propagate: the caller
+    words them."""
     staging, kept = side_names(live, stamp, aside)
     live.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(live)
+    remove_stale_staging(live, excludes)
     os.mkdir(staging, 0o700)  # an OSError (full, read-only) becomes a clear StorageError in restore_run.execute
     result = TreeResult(plan.name, live)
     try:
@@ -221,6 +229,11 @@ def restore_by_swap(plan: ComponentPlan, chain: list[str], open_archive: OpenArc
             if plan.root_meta is None:
                 _copy_root_meta(live, tree)
         crash_point("restore-tree-written")
+        if excludes:
+            carried = carry_over(live, staging, excludes)
+            result.carried = [show(p) for p in carried.moved]
+            result.left = [f"{show(p)} ({why})" for p, why in carried.left]
+            crash_point("restore-carried")
         sync_filesystem(staging)  # the new tree is on disk before it goes live (instead of an fsync per file)
         if os.path.lexists(live) and not _removed_if_empty(live):
             _rename(live, kept, live)
@@ -229,6 +242,8 @@ def restore_by_swap(plan: ComponentPlan, chain: list[str], open_archive: OpenArc
         _rename(staging, live, live)
         _fsync_dir(live.parent)
     except BaseException:
+        if result.carried:  # back into the old tree, wherever it is now
+            carry_over(staging, result.kept or live, excludes)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return result
@@ -289,10 +304,13 @@ class FreshTarget:
                     child.unlink(missing_ok=True)
 
 
-def remove_stale_staging(live: Path) -> list[Path]:
-    """Staging dirs an interrupted restore left beside ``live`` (never live: they only go live by rename)."""
+def remove_stale_staging(live: Path, excludes: Sequence[str] = ()) -> list[Path]:
+    """Staging dirs an interrupted restore left beside ``live`` (never live: they only go live by rename). Entries
+    it had carried over from the live tree (matched by ``excludes``) go back first."""
     gone = []
     for path in live.parent.glob(f".{live.name}.restoring.*"):
+        if excludes and os.path.isdir(live) and not os.path.islink(live):
+            carry_over(path, live, excludes)
         shutil.rmtree(path, ignore_errors=True)
         gone.append(path)
     return gone

@@ -127,7 +127,8 @@ def _env(ctx: "JobContext") -> RestoreEnv:
     return RestoreEnv(catalog=Catalog.from_settings(settings), gpg=gpg, reporter=ctx, stamp=stamp(ctx.now()),
                       live={c.name: c.path for c in settings.target.components}, verified=verified,
                       allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=ctx.now(),
-                      min_free_bytes=int(settings.recovery.min_free_bytes))
+                      min_free_bytes=int(settings.recovery.min_free_bytes),
+                      excludes={c.name: tuple(c.exclude) for c in settings.target.components})
 
 
 def _restore_trees(run: Run, env: RestoreEnv, prepared: Prepared, plan: ModePlan) -> None:
