@@ -220,6 +220,7 @@ def run(options: argparse.Namespace) -> int:
         env = RestoreEnv(catalog=catalog, gpg=gpg, reporter=reporter, stamp=stamp(now), live=live,
                          allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=now,
                          min_free_bytes=int(settings.recovery.min_free_bytes),
+                         keep_previous=settings.recovery.keep_previous_trees,
                          excludes={c.name: tuple(c.exclude) for c in settings.target.components} if from_file else {})
         report = restore(env, request)
     reporter.end_line()

@@ -17,6 +17,7 @@ from ..edges.gpg import Gpg
 from ..errors import GpgError, IntegrityError, MaintdError, StorageError, UsageError
 from . import reader
 from . import restore_space as space
+from .previous_trees import prune_previous
 from .catalog import Catalog, Manifest
 from .restore_plan import REDIS, ComponentPlan, destinations, plan_component, want_from_index
 from .restore_select import Candidate, select_backup, using_line
@@ -56,6 +57,9 @@ class RestoreEnv:
     excludes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Component -> configured exclude patterns (with those the backup recorded: entries a swap carries over)."""
     min_free_bytes: int = 0
+    keep_previous: int = 0
+    """After a successful swap restore keep this many ``NAME.pre-restore.*``/``NAME.broken.*`` trees of each kind
+    per component (older ones are deleted); 0: leave them all (recover prunes after its verification)."""
     """The free-space preflight keeps this much free on every filesystem the restore writes to."""
     now: datetime | None = None
     """When this restore runs: the age of the backup used is reported against it (default: the wall clock)."""
@@ -106,6 +110,8 @@ class RestoreReport:
     using: str = ""
     warnings: list[str] = field(default_factory=list)
     age_s: float | None = None
+    removed_previous: list[str] = field(default_factory=list)
+    """Older previous trees deleted after the restore (recovery.keep_previous_trees)."""
 
     @property
     def files(self) -> int:
@@ -120,7 +126,8 @@ class RestoreReport:
                 "dry_run": self.dry_run, "selection_warnings": self.warnings,
                 "components": [t.as_dict() for t in self.trees] or self.previews,
                 "redis": str(self.redis_path) if self.redis_path else None, "files": self.files,
-                "bytes": self.bytes, "seconds": round(self.seconds, 3), "notes": self.notes}
+                "bytes": self.bytes, "seconds": round(self.seconds, 3), "notes": self.notes,
+                "removed_previous": self.removed_previous}
 
     def lines(self) -> list[str]:
         out = [f"{self.using or 'backup ' + self.backup_id}; chain of {len(self.chain)} checked",
@@ -144,6 +151,8 @@ class RestoreReport:
                 out.append(f"  left in the kept tree: {_some(tree.left)}")
         if self.redis_path:
             out.append(f"redis: snapshot written to {self.redis_path}")
+        if self.removed_previous:
+            out.append(f"removed older previous trees: {_some(self.removed_previous)}")
         return out
 
 
@@ -367,5 +376,20 @@ def copy_rdb(catalog: Catalog, gpg: Gpg, manifest: Manifest, dest: Path) -> int:
 
 
 def restore(env: RestoreEnv, request: RestoreRequest) -> RestoreReport:
-    """Choose, check, plan, then act (or preview)."""
-    return execute(env, prepare(env, choose(env, request)), request)
+    """Choose, check, plan, then act (or preview); after a swap restore, prune older previous trees."""
+    report = execute(env, prepare(env, choose(env, request)), request)
+    if not request.dry_run and request.target is None and env.keep_previous:
+        swapped = [t.path for t in report.trees if t.component != SYSTEM]
+        report.removed_previous = prune_previous_trees(swapped, env.keep_previous, env.reporter)
+    return report
+
+
+def prune_previous_trees(paths: list[Path], keep: int, reporter: Reporter) -> list[str]:
+    """Keep the newest ``keep`` previous trees of each kind beside each path; returns what was removed."""
+    removed = []
+    for path in paths:
+        pruned = prune_previous(path, keep)
+        removed += [str(p) for p in pruned.removed]
+        for problem in pruned.problems:
+            reporter.warn(problem)
+    return removed

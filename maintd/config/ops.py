@@ -170,6 +170,9 @@ class Recovery(Section):
     min_free_bytes: ByteSize = Field(default=ByteSize(64 << 20), ge=0)
     """The restore's free-space preflight refuses (before writing anything) when the files to restore plus this
     margin do not fit on the target filesystem."""
+    keep_previous_trees: int = Field(default=3, ge=1)
+    """After a successful restore or recovery, keep the newest N `NAME.pre-restore.<time>` and `NAME.broken.<time>`
+    trees of each component (and Redis's `*.pre-restore.<time>` files); older ones are deleted."""
     key_count_tolerance: float = Field(default=0.0, ge=0.0, le=1.0)
     """Share of Redis keys a restore or drill may find missing against the backup's count (keys whose TTL ran out
     since the backup are not loaded); 0 = counts must match exactly. More keys than recorded never pass."""

@@ -93,6 +93,7 @@ def env_for(ctx: JobContext, gpg: Gpg) -> RestoreEnv:
                       live={c.name: c.path for c in settings.target.components}, verified=verified,
                       allow_symlinks_outside=settings.recovery.allow_symlinks_outside, now=ctx.now(),
                       min_free_bytes=int(settings.recovery.min_free_bytes),
+                      keep_previous=settings.recovery.keep_previous_trees,
                       excludes={c.name: tuple(c.exclude) for c in settings.target.components})
 
 

@@ -20,15 +20,17 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backup.catalog import Catalog, Manifest
 from ..backup.restore_plan import stamp
 from ..backup.restore_run import (SYSTEM, Prepared, RestoreEnv, RestoreRequest, choose, components_of, execute,
-                                  open_key, prepare)
+                                  open_key, prepare, prune_previous_trees)
 from ..backup.restorer import preview
 from ..job_contract import JobResult
 from ..model import Outcome
+from .redis_restore import aside_moves
 from .rto import verdict
 from .steps import Run, ensure_redis, redis_layout, restart_stopped, restore_redis, start_units, stop_units, verify
 
@@ -102,10 +104,12 @@ def recover(ctx: "JobContext", mode: str, backup: str | None, dry_run: bool) -> 
         if mode == "service":
             ensure_redis(run)
         redis_found = None
+        swapped: list[Path] = []
         if prepared is not None and env is not None:
-            _restore_trees(run, env, prepared, plan)
+            swapped = _restore_trees(run, env, prepared, plan)
             if plan.redis and layout is not None:
                 redis_found = restore_redis(run, env, prepared.manifest, layout)
+                swapped += [current for current, _ in aside_moves(layout, env.stamp)]
         if mode == "full" and not plan.redis:
             ensure_redis(run)
         start_units(run)
@@ -113,7 +117,13 @@ def recover(ctx: "JobContext", mode: str, backup: str | None, dry_run: bool) -> 
         restart_stopped(run)
         raise
     checked = verify(run)
-    return _result(run, plan, prepared, checked, redis_found)
+    removed: list[str] = []
+    if env is not None and checked.ok and not (redis_found or {}).get("problems"):
+        removed = prune_previous_trees(swapped, ctx.settings.recovery.keep_previous_trees, ctx)
+        if removed:
+            run.note(f"removed older previous trees (recovery.keep_previous_trees = "
+                     f"{ctx.settings.recovery.keep_previous_trees}): {', '.join(removed)}")
+    return _result(run, plan, prepared, checked, redis_found, removed)
 
 
 def _env(ctx: "JobContext") -> RestoreEnv:
@@ -131,7 +141,8 @@ def _env(ctx: "JobContext") -> RestoreEnv:
                       excludes={c.name: tuple(c.exclude) for c in settings.target.components})
 
 
-def _restore_trees(run: Run, env: RestoreEnv, prepared: Prepared, plan: ModePlan) -> None:
+def _restore_trees(run: Run, env: RestoreEnv, prepared: Prepared, plan: ModePlan) -> list[Path]:
+    """Restore the mode's trees; returns the swapped live paths."""
     for component in prepared.plans:
         run.step("restore", f"restore {component} from {prepared.manifest.id}", component=component)
     only_trees = dataclasses.replace(prepared, redis=False)
@@ -139,6 +150,10 @@ def _restore_trees(run: Run, env: RestoreEnv, prepared: Prepared, plan: ModePlan
     for tree in report.trees:
         kept = f"; previous tree kept as {tree.kept}" if tree.kept else ""
         run.note(f"{tree.component}: {tree.files} files, {tree.bytes} bytes into {tree.path}{kept}")
+        if tree.carried:
+            run.note(f"{tree.component}: carried over from the live tree (excluded from backups): "
+                     f"{', '.join(tree.carried[:5])}{' ...' if len(tree.carried) > 5 else ''}")
+    return [t.path for t in report.trees if t.component != SYSTEM]
 
 
 def _dry(run: Run, plan: ModePlan, prepared: Prepared | None, env: RestoreEnv | None) -> JobResult:
@@ -157,14 +172,14 @@ def _dry(run: Run, plan: ModePlan, prepared: Prepared | None, env: RestoreEnv | 
 
 
 def _result(run: Run, plan: ModePlan, prepared: Prepared | None, checked: Any,
-            redis_found: dict[str, Any] | None) -> JobResult:
+            redis_found: dict[str, Any] | None, removed: list[str]) -> JobResult:
     timing, line = verdict(WHAT[plan.mode], time.monotonic() - run.started, plan.objective_s)
     problems = list(checked.problems) + list((redis_found or {}).get("problems", []))
     data: dict[str, Any] = {"mode": plan.mode, **timing, "backup": prepared.manifest.id if prepared else None,
                             "using": prepared.using if prepared else None,
                             "backup_age_s": prepared.age_s if prepared else None,
                             "health": checked.probes, "function_test": checked.function_test,
-                            "redis": redis_found, "problems": problems}
+                            "redis": redis_found, "problems": problems, "removed_previous": removed}
     if not timing["met"]:
         run.ctx.warn(f"recovery took {timing['rto_s']:.0f} s, over the {plan.mode} objective")
     if problems:
