@@ -29,6 +29,7 @@ from ..edges import redis as redis_edge
 from ..errors import Cancelled, IntegrityError, MaintdError, UnavailableError
 from ..model import Outcome
 from ..recovery.redis_restore import key_problems
+from ..recovery.report import StepLog, outcome_of, save
 from ..recovery.rto import human, verdict
 from .base import JobContext, JobResult, JobSpec
 from .restore import as_backup, as_bool, check_keys
@@ -117,39 +118,80 @@ def verified_in(ctx: JobContext) -> Any:
 
 
 def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
+    """The drill; unless it is a dry run, kv ``drill.last`` and a JSON report in paths.reports_dir record it,
+    whatever the outcome."""
+    dry = ctx.dry_run or bool(args.get("dry_run"))
+    began = ctx.now()
+    record: dict[str, Any] = {"time": began.isoformat(), "ok": False, "backup": None,
+                              "objective_s": ctx.settings.recovery.objectives.data}
+    log = StepLog()
+    try:
+        result = _drill(ctx, args, record, log, dry)
+    except BaseException as err:
+        if not dry:
+            _save_report(ctx, record, log, began, error=err)
+        raise
+    if not dry:
+        path = _save_report(ctx, record, log, began, result=result)
+        if path is not None:
+            result.data["report_file"] = str(path)
+            result.data["report"].append(f"report: {path}")
+    return result
+
+
+def _save_report(ctx: JobContext, record: dict[str, Any], log: StepLog, began: Any, *,
+                 result: JobResult | None = None, error: BaseException | None = None) -> Any:
+    """``drill-<time>.json`` in paths.reports_dir."""
+    failed = result is not None and result.outcome is Outcome.FAILED
+    report = {"kind": "drill", "time": began.isoformat(), "finished": ctx.now().isoformat(),
+              "outcome": outcome_of(error, failed=failed, warnings=bool(ctx.warnings)),
+              "summary": result.summary if result is not None else None,
+              "error": record.get("error") or (str(error) if error is not None else None),
+              **{k: record.get(k) for k in ("backup", "using", "backup_age_s", "rto_s", "objective_s", "met",
+                                            "files", "bytes", "keys")},
+              "steps": log.timed(), "warnings": list(ctx.warnings),
+              "report": (result.data.get("report") if result is not None else None) or []}
+    return save(ctx, f"drill-{stamp(began)}.json", report)
+
+
+def _step(ctx: JobContext, log: StepLog, name: str, **fields: Any) -> None:
+    log.begin(name)
+    ctx.step(name, **fields)
+
+
+def _drill(ctx: JobContext, args: dict[str, Any], record: dict[str, Any], log: StepLog, dry: bool) -> JobResult:
     settings = ctx.settings
     objective = settings.recovery.objectives.data
     scratch_root = settings.recovery.scratch_dir or settings.paths.backup_root / ".drill"
     scratch = scratch_root / stamp(ctx.now())
-    record: dict[str, Any] = {"time": ctx.now().isoformat(), "ok": False, "backup": None, "objective_s": objective}
     redis: ThrowawayRedis | None = None
-    started = time.monotonic()
+    started = log.started
     try:
-        ctx.step("key")
+        _step(ctx, log, "key")
         gpg = open_key(settings)
         env = RestoreEnv(catalog=Catalog.from_settings(settings), gpg=gpg, reporter=ctx, stamp=stamp(ctx.now()),
                          allow_symlinks_outside=settings.recovery.allow_symlinks_outside, verified=verified_in(ctx),
                          now=ctx.now(), min_free_bytes=int(settings.recovery.min_free_bytes))
-        ctx.step("check chain")
+        _step(ctx, log, "check chain")
         chosen = choose(env, RestoreRequest(backup=args.get("backup")), everything)
         manifest, components, has_redis = chosen.manifest, chosen.components, chosen.redis
         record.update(backup=manifest.id, using=chosen.using, backup_age_s=chosen.age_s)
         if chosen.warnings:
             record["warnings"] = list(chosen.warnings)
-        if ctx.dry_run or args.get("dry_run"):
+        if dry:
             return JobResult(f"dry run: the drill would restore {manifest.id} ({', '.join(components)}"
                              f"{' and Redis' if has_redis else ''}) into {scratch.parent}",
                              data={"backup": manifest.id, "scratch": str(scratch), "dry_run": True,
                                    "report": [chosen.using, *(f"WARNING: {w}" for w in chosen.warnings)]})
         remove_leftovers(scratch_root)
         prepared = prepare(env, chosen)
-        ctx.step("restore files", components=components)
+        _step(ctx, log, "restore files", components=components)
         env.live = {c: scratch / "files" / c for c in components}
         scratch.mkdir(parents=True)
         report = execute(env, dataclasses.replace(prepared, redis=False), RestoreRequest(backup=manifest.id))
         record.update(files=report.files, bytes=report.bytes)
         if has_redis:
-            ctx.step("load redis")
+            _step(ctx, log, "load redis")
             (scratch / "redis").mkdir()
             write_rdb(env, manifest, scratch / "redis" / "dump.rdb")
             redis = ThrowawayRedis(settings.recovery.redis_server, scratch / "redis")
@@ -173,7 +215,7 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
         if redis is not None:
             redis.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-        if not ctx.dry_run and not args.get("dry_run"):
+        if not dry:
             ctx.state.put(STATE_KEY, record)
     keys = f", {sum(record['keys']['found'].values())} keys" if "keys" in record else ""
     _, timing = verdict("restored", record["rto_s"], objective)

@@ -31,6 +31,7 @@ from ..backup.restorer import preview
 from ..job_contract import JobResult
 from ..model import Outcome
 from .redis_restore import aside_moves
+from .report import outcome_of, save
 from .rto import verdict
 from .steps import Run, ensure_redis, redis_layout, restart_stopped, restore_redis, start_units, stop_units, verify
 
@@ -77,8 +78,26 @@ def _aside(mode: str) -> str:
 
 
 def recover(ctx: "JobContext", mode: str, backup: str | None, dry_run: bool) -> JobResult:
+    """Run a mode; unless it is a dry run, leave a JSON report in paths.reports_dir, whatever the outcome."""
     run = Run(ctx, mode)
     plan = plan_mode(mode, ctx.settings)
+    began = ctx.now()
+    try:
+        result = _recover(run, plan, backup, dry_run)
+    except BaseException as err:
+        if not dry_run:
+            _save_report(run, plan, began, error=err)
+        raise
+    if not dry_run:
+        path = _save_report(run, plan, began, result=result)
+        if path is not None:
+            result.data["report_file"] = str(path)
+            result.data["report"].append(f"report: {path}")
+    return result
+
+
+def _recover(run: Run, plan: ModePlan, backup: str | None, dry_run: bool) -> JobResult:
+    ctx, mode = run.ctx, plan.mode
     env = prepared = layout = None
     if plan.components or plan.redis:
         run.step("key", "read the backup key into memory")
@@ -90,6 +109,7 @@ def recover(ctx: "JobContext", mode: str, backup: str | None, dry_run: bool) -> 
             return components_of(manifest, tuple(names))[0], plan.redis
 
         chosen = choose(env, RestoreRequest(backup=backup, need_redis=plan.redis), components)
+        run.facts.update(backup=chosen.manifest.id, using=chosen.using, backup_age_s=chosen.age_s)
         run.note(f"{chosen.using}; chain of {len(chosen.chain)} checked")
         for line in [f"WARNING: {w}" for w in chosen.warnings] + chosen.notes:
             run.note(line)
@@ -124,6 +144,29 @@ def recover(ctx: "JobContext", mode: str, backup: str | None, dry_run: bool) -> 
             run.note(f"removed older previous trees (recovery.keep_previous_trees = "
                      f"{ctx.settings.recovery.keep_previous_trees}): {', '.join(removed)}")
     return _result(run, plan, prepared, checked, redis_found, removed)
+
+
+def _save_report(run: Run, plan: ModePlan, began: Any, *, result: JobResult | None = None,
+                 error: BaseException | None = None) -> Path | None:
+    """``recover-<mode>-<time>.json`` in paths.reports_dir."""
+    data = result.data if result is not None else {}
+    failed = result is not None and result.outcome is Outcome.FAILED
+    elapsed = time.monotonic() - run.started
+    report = {
+        "kind": "recover", "mode": plan.mode, "time": began.isoformat(), "finished": run.ctx.now().isoformat(),
+        "outcome": outcome_of(error, failed=failed, warnings=bool(run.ctx.warnings)),
+        "summary": result.summary if result is not None else None,
+        "error": str(error) if error is not None else None,
+        "backup": run.facts.get("backup"), "using": run.facts.get("using"),
+        "backup_age_s": run.facts.get("backup_age_s"),
+        "rto_s": data.get("rto_s", round(elapsed, 3)), "objective_s": plan.objective_s,
+        "met": data.get("met", False) if error is None else False,
+        "steps": run.log.timed(), "redis": data.get("redis"), "health": data.get("health"),
+        "function_test": data.get("function_test"), "problems": data.get("problems", []),
+        "removed_previous": data.get("removed_previous", []), "warnings": list(run.ctx.warnings),
+        "report": data.get("report") or run.lines,
+    }
+    return save(run.ctx, f"recover-{plan.mode}-{stamp(began)}.json", report)
 
 
 def _env(ctx: "JobContext") -> RestoreEnv:

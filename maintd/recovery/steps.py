@@ -15,6 +15,7 @@ from ..edges import redis as redis_edge
 from ..errors import HealthError, MaintdError, UnavailableError, UsageError
 from ..health.check import wait_healthy
 from .redis_restore import RedisLayout, ask_layout, configured_layout, key_problems, place_snapshot, require_layout
+from .report import StepLog
 
 if TYPE_CHECKING:
     from ..job_contract import JobContext
@@ -30,6 +31,13 @@ class Run:
     lines: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
     """Units this run stopped and has not started again (restarted best-effort when the run fails)."""
+    log: StepLog = field(init=False)
+    """The steps with their start times, for the JSON report."""
+    facts: dict[str, Any] = field(default_factory=dict)
+    """What the JSON report needs to know early (the backup used), even when the run fails later."""
+
+    def __post_init__(self) -> None:
+        self.log = StepLog(started=self.started)
 
     @property
     def settings(self) -> Any:
@@ -37,7 +45,7 @@ class Run:
 
     def step(self, name: str, line: str | None = None, **fields: Any) -> None:
         self.ctx.check_cancelled()
-        elapsed = time.monotonic() - self.started
+        elapsed = self.log.begin(name, line)
         self.ctx.step(name, elapsed_s=round(elapsed, 3), **fields)
         self.lines.append(f"[{elapsed:6.1f} s] {line or name}")
 

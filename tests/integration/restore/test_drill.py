@@ -69,6 +69,9 @@ def test_drill_passes_on_a_good_backup_and_records_the_measured_rto(drill_rig: R
     assert last["files"] == 21 and last["met"] is True and 0 < last["rto_s"] < last["objective_s"]
     assert "drill passed" in record.summary and "(objective 30 min): met" in record.summary
     assert _scratch_left(drill_rig) == []
+    report = json.loads(Path(record.data["report_file"]).read_text())
+    assert report["outcome"] == "succeeded" and report["keys"] == last["keys"] and report["rto_s"] == last["rto_s"]
+    assert [s["step"] for s in report["steps"]] == ["key", "check chain", "restore files", "load redis"]
     assert _redis_children() == before
 
 
