@@ -17,7 +17,7 @@ from .config.core import default_jobs
 from .errors import ConfigError
 from .jobs import registry
 from .jobs.base import JobSpec
-from .runtime.cron import cron_trigger
+from .cron import cron_trigger
 from .runtime.peer import group_id
 from .runtime.scheduler import validate_schedules
 

@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from ..errors import ConfigError, MaintdError
 from ..jobs.base import JobSpec
 from ..model import Trigger
-from .cron import cron_trigger, missed_entries
+from ..cron import cron_trigger, missed_entries
 
 if TYPE_CHECKING:
     from ..config import Settings

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from maintd.errors import ConfigError
-from maintd.runtime.cron import cron_trigger, missed_entries, next_fire_after, translate_day_of_week
+from maintd.cron import (cron_trigger, last_fire_at_or_before, missed_entries, next_fire_after,
+                         translate_day_of_week)
 
 UTC = timezone.utc
 MONDAY = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday
@@ -157,3 +158,36 @@ def test_catch_up_once_then_never_again(expr, last, downtime):
     fire = next_fire_after(cron_trigger(expr, UTC), last)
     assert missed == (["e"] if fire is not None and fire <= now else [])
     assert missed_entries({"e": expr}, {"e": now}, None, now, UTC) == []
+
+
+def test_last_fire_at_or_before_finds_the_newest_due_time_of_any_schedule() -> None:
+    every_4h = cron_trigger("0 */4 * * *", UTC)
+    assert last_fire_at_or_before(every_4h, MONDAY) == MONDAY  # 12:00 itself is a fire
+    assert last_fire_at_or_before(every_4h, MONDAY + timedelta(hours=3, minutes=59)) == MONDAY
+    every_minute = cron_trigger("* * * * *", UTC)
+    assert last_fire_at_or_before(every_minute, MONDAY + timedelta(seconds=30)) == MONDAY
+    sunday_full = cron_trigger("0 1 * * 0", UTC)
+    assert last_fire_at_or_before(sunday_full, MONDAY) == datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    quarterly = cron_trigger("0 6 1 1,4,7,10 *", UTC)
+    assert last_fire_at_or_before(quarterly, MONDAY) == datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
+    leap_day = cron_trigger("0 0 29 2 *", UTC)
+    assert last_fire_at_or_before(leap_day, MONDAY) == datetime(2024, 2, 29, 0, 0, tzinfo=UTC)
+
+
+def test_last_fire_at_or_before_follows_the_zone_across_a_dst_change() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    daily_3am = cron_trigger("0 3 * * *", berlin)
+    after_spring_forward = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)  # Berlin switched to CEST at 01:00 UTC
+    assert last_fire_at_or_before(daily_3am, after_spring_forward) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.sampled_from(["*/15 * * * *", "0 */4 * * *", "0 3 * * *", "0 1 * * sun", "30 2 1 * *", "5 4 * * 1-5"]),
+       st.integers(min_value=0, max_value=60 * 24 * 400))
+def test_nothing_fires_between_the_last_fire_and_the_moment(expr: str, minutes: int) -> None:
+    trigger = cron_trigger(expr, UTC)
+    moment = MONDAY + timedelta(minutes=minutes, seconds=7)
+    last = last_fire_at_or_before(trigger, moment)
+    assert last is not None and last <= moment
+    following = next_fire_after(trigger, last)
+    assert following is not None and following > moment

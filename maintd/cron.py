@@ -1,4 +1,7 @@
-"""Our cron expressions as APScheduler 3 triggers, and the catch-up rule. Pure functions.
+"""Our cron expressions as APScheduler 3 triggers, the catch-up rule and the last due time. Pure functions.
+
+Below the runtime on purpose: the scheduler fires with these triggers, and health and the backup status use the same
+translation to ask when a backup was last due.
 
 Our expressions are crontab's five fields (minute hour day month day-of-week) where numeric day-of-week 0 and 7
 mean Sunday. APScheduler 3's CronTrigger counts 0 as Monday, so day-of-week is rewritten into names. When both
@@ -8,14 +11,14 @@ that case becomes an OrTrigger of two CronTriggers.
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Mapping
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _FULL_NAMES = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -91,6 +94,27 @@ def cron_trigger(expr: str, tz: tzinfo, *, entry: str | None = None) -> BaseTrig
 def next_fire_after(trigger: BaseTrigger, moment: datetime) -> datetime | None:
     """The first fire time strictly after `moment`."""
     return trigger.get_next_fire_time(moment, moment)
+
+
+# How far back last_fire_at_or_before looks, widening until it finds a fire: an hour first (an every-minute
+# schedule walks 60 fires, not a day's 1440), at most five years (a yearly schedule).
+_LOOK_BACK = (timedelta(hours=1), timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367),
+              timedelta(days=5 * 366))
+
+
+def last_fire_at_or_before(trigger: BaseTrigger, moment: datetime) -> datetime | None:
+    """The newest fire time not after `moment` (APScheduler 3 only steps forward: walk forward from a window before
+    `moment`, widened until it holds a fire). None when the trigger never fired in the last five years."""
+    for window in _LOOK_BACK:
+        fire = trigger.get_next_fire_time(None, moment - window)
+        if fire is None or fire > moment:
+            continue
+        while True:
+            following = next_fire_after(trigger, fire)
+            if following is None or following > moment:
+                return fire
+            fire = following
+    return None
 
 
 def missed_entries(entries: Mapping[str, str], last_fires: Mapping[str, datetime | None],
