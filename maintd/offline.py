@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
+import os
 import sys
 import tempfile
 import time
@@ -26,7 +28,8 @@ from .backup.restore_plan import parse_at, stamp
 from .backup.restore_run import RestoreEnv, RestoreRequest, restore
 from .config import Settings
 from .edges.gpg import Gpg
-from .errors import EX_OK, EX_USAGE, BusyError, ConfigError, GpgError, MaintdError, UsageError
+from .errors import (EX_FAILED, EX_OK, EX_USAGE, BusyError, ConfigError, GpgError, MaintdError, UnavailableError,
+                     UsageError)
 from .runtime import locks
 
 EPILOG = """\
@@ -64,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class ConsoleReporter:
-    """Progress and warnings on stderr: one rewritten line on a TTY, a line every few seconds otherwise."""
+    """Progress on stderr only when it is a terminal (one rewritten line); warnings always."""
 
     def __init__(self, stream: Any = None, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
@@ -74,10 +77,10 @@ class ConsoleReporter:
         self.warnings: list[str] = []
 
     def progress(self, **fields: Any) -> None:
-        if self.quiet:
+        if self.quiet or not self.tty:  # a log or a pipe gets the outcome, not a progress meter
             return
         now = time.monotonic()
-        if now - self._last < (0.2 if self.tty else 5.0):
+        if now - self._last < 0.2:
             return
         self._last = now
         text = str(fields.get("phase", ""))
@@ -85,10 +88,7 @@ class ConsoleReporter:
             text += f": {fields.get('done_files', 0)}/{fields['total_files']} files"
         if fields.get("total_bytes"):
             text += f" {100 * fields.get('done_bytes', 0) // max(1, fields['total_bytes'])}%"
-        if self.tty:
-            self.stream.write("\r\x1b[K" + text[:120])
-        else:
-            self.stream.write(text + "\n")
+        self.stream.write("\r\x1b[K" + text[:120])
         self.stream.flush()
 
     def warn(self, message: str, **fields: Any) -> None:
@@ -200,6 +200,11 @@ def list_backups(catalog: Catalog, as_json: bool) -> int:
 
 def run(options: argparse.Namespace) -> int:
     settings, from_file = load_settings(options)
+    if not settings.paths.backup_root.is_dir():
+        flag = "--backup-root" if options.backup_root else "paths.backup_root"
+        raise UnavailableError(f"the backup directory {settings.paths.backup_root} ({flag}) does not exist"
+                               if not settings.paths.backup_root.exists() else
+                               f"{settings.paths.backup_root} ({flag}) is not a directory")
     catalog = Catalog(settings.paths.backup_root)
     if options.list:
         return list_backups(catalog, options.json)
@@ -231,18 +236,30 @@ def run(options: argparse.Namespace) -> int:
     return EX_OK
 
 
+def quiet_logging() -> None:
+    """Library loggers go through maintd.logs on stderr at warning level (stdout carries only the report or the
+    JSON). python-gnupg's own warnings ("potential problem: ... BAD_PASSPHRASE", "gpg returned a non-zero error
+    code") only repeat what our gpg edge turns into one error: they are left out."""
+    logs.configure("console", "warning")
+    logging.getLogger("gnupg").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         options = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0) if exit_.code in (0, None) else EX_USAGE
-    logs.configure("console", "warning")  # stderr: stdout carries only the report (or the JSON)
+    quiet_logging()
     try:
         return run(options)
     except MaintdError as err:
         print(f"maintd restore: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # not one of ours: still one line, never a traceback
+        where = f" ({os.fsdecode(err.filename)})" if err.filename else ""
+        print(f"maintd restore: {err.strerror or err}{where}", file=sys.stderr)
+        return EX_FAILED
     except KeyboardInterrupt:
         print("maintd restore: interrupted (a tree being built was removed; trees already swapped in stay)",
               file=sys.stderr)

@@ -5,7 +5,6 @@ either report what would change (dry run) or rebuild each tree (staging + swap, 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -13,8 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..edges.gpg import Gpg
-from ..errors import GpgError, IntegrityError, MaintdError, StorageError, UsageError
+from ..edges.gpg import SYMMETRIC, Gpg, GpgKeyError
+from ..errors import GpgError, IntegrityError, MaintdError, StorageError, UnavailableError, UsageError
 from . import reader
 from . import restore_space as space
 from .previous_trees import prune_previous
@@ -22,8 +21,8 @@ from .catalog import Catalog, Manifest
 from .restore_plan import REDIS, ComponentPlan, destinations, plan_component, want_from_index
 from .restore_select import Candidate, select_backup, using_line
 from .restore_check import ChainDamaged, chain_of, check_chain
+from .restore_rdb import write_rdb
 from .restorer import FreshTarget, Reporter, TreeResult, builds_beside, preview, restore_by_swap, restore_into
-from .streams import CHUNK
 
 SYSTEM = "system"
 """The component holding backup.extra_paths (root /): restored in place, never swapped, only when named."""
@@ -187,6 +186,8 @@ def choose(env: RestoreEnv, request: RestoreRequest, components: ComponentsFor |
     A chosen backup whose chain fails that check is passed over for the next one (the reporter gets a warning
     naming the damaged backup); a backup named by id is never replaced (its damage fails the restore)."""
     components = components or (lambda manifest: components_of(manifest, request.components))
+    if not env.catalog.root.is_dir():
+        raise UnavailableError(f"the backup directory {env.catalog.root} does not exist")
     pool = candidates(env.catalog, env.verified)
     named = bool(request.backup) and request.backup != "latest"
     damaged: dict[str, str] = {}
@@ -236,10 +237,13 @@ def prepare(env: RestoreEnv, chosen: Chosen) -> Prepared:
     for component in chosen.components:
         env.reporter.check_cancelled()
         env.reporter.progress(phase=f"index {component}")
-        with reader.open_index(env.catalog, env.gpg, manifest.id, component, manifest) as (header, entries):
-            roots[component] = Path(str(header.get("root") or "/"))
-            plans[component] = plan_component(component, _wants(entries), ids,
-                                              allow_symlinks_outside=env.allow_symlinks_outside)
+        try:
+            with reader.open_index(env.catalog, env.gpg, manifest.id, component, manifest) as (header, entries):
+                roots[component] = Path(str(header.get("root") or "/"))
+                plans[component] = plan_component(component, _wants(entries), ids,
+                                                  allow_symlinks_outside=env.allow_symlinks_outside)
+        except GpgKeyError as err:
+            raise key_refused(env.gpg, manifest.id) from err
         for source in plans[component].sources:
             holder = next(m for m in chain if m.id == source)
             if holder.archive_name(component) not in holder.objects:
@@ -249,6 +253,14 @@ def prepare(env: RestoreEnv, chosen: Chosen) -> Prepared:
             env.reporter.warn(line)
     return Prepared(manifest, chain, plans, roots, chosen.redis, chosen.notes, chosen.warnings, chosen.using,
                     chosen.age_s)
+
+
+def key_refused(gpg: Gpg, backup_id: str) -> GpgKeyError:
+    """One clear line for a key the backup refuses (gpg's own lines are left out)."""
+    if gpg.mode == SYMMETRIC:
+        return GpgKeyError(f"wrong passphrase: the one in {gpg.passphrase_file} does not open backup {backup_id}")
+    return GpgKeyError(f"this host's secret key does not open backup {backup_id}: wrong key, or a wrong passphrase "
+                       f"for it in {gpg.passphrase_file}")
 
 
 def _wants(entries: Iterator[Any]) -> Iterator[Any]:
@@ -340,39 +352,6 @@ def _archive_opener(env: RestoreEnv, chain: list[Manifest], component: str) -> C
         return reader.open_object(env.catalog, env.gpg, backup_id, holder.archive_name(component), holder)
 
     return open_archive
-
-
-def write_rdb(env: RestoreEnv, manifest: Manifest, path: Path) -> int:
-    """Decrypt the backup's RDB into ``path`` via a temporary name (fsync, rename). Returns the size."""
-    tmp = path.with_name(f".{path.name}.restoring")
-    try:
-        size = copy_rdb(env.catalog, env.gpg, manifest, tmp)
-        os.rename(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return size
-
-
-def copy_rdb(catalog: Catalog, gpg: Gpg, manifest: Manifest, dest: Path) -> int:
-    """Decrypt the backup's RDB into the new file ``dest`` and fsync it; size and sha256 are checked against the
-    manifest (IntegrityError). Returns the size."""
-    expected = manifest.redis or {}
-    digest = hashlib.sha256()
-    size = 0
-    with reader.open_object(catalog, gpg, manifest.id, manifest.redis_name(), manifest) as stream, \
-            open(dest, "xb") as out:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
-    if "rdb_size" in expected and size != int(expected["rdb_size"]):
-        raise IntegrityError(f"backup {manifest.id}: RDB is {size} bytes, the manifest says {expected['rdb_size']}")
-    if expected.get("rdb_sha256") and digest.hexdigest() != expected["rdb_sha256"]:
-        raise IntegrityError(f"backup {manifest.id}: RDB sha256 does not match the manifest")
-    return size
 
 
 def restore(env: RestoreEnv, request: RestoreRequest) -> RestoreReport:

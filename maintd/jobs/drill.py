@@ -21,8 +21,8 @@ from typing import Any, Mapping
 from ..backup.catalog import Catalog
 from ..backup.restore_plan import stamp
 from ..backup.catalog import Manifest
-from ..backup.restore_run import (RestoreEnv, RestoreRequest, choose, components_of, execute, open_key, prepare,
-                                  write_rdb)
+from ..backup.restore_rdb import write_rdb
+from ..backup.restore_run import RestoreEnv, RestoreRequest, choose, components_of, execute, open_key, prepare
 from ..config import Redis as RedisSettings
 from ..edges import process
 from ..edges import redis as redis_edge

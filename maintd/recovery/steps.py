@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..backup.catalog import Manifest
-from ..backup.restore_run import RestoreEnv, copy_rdb
+from ..backup.restore_rdb import copy_rdb
+from ..backup.restore_run import RestoreEnv
 from ..edges import http as http_edge
 from ..edges import redis as redis_edge
 from ..errors import HealthError, MaintdError, UnavailableError, UsageError

@@ -49,6 +49,7 @@ def test_restore_from_a_copied_backup_dir_with_flags_only(bare_host, tmp_path: P
     assert done.returncode == 0, done.stderr
     assert differences(expected, snapshot(place)) == []
     assert f"using {backup_id} (taken " in done.stdout and "data: " in done.stdout
+    assert done.stderr == ""  # not a terminal: no progress lines (no "check chain 0%")
 
 
 def test_a_component_without_a_path_goes_back_where_it_was_backed_up(rig: Rig, bare_host, tmp_path: Path) -> None:
@@ -89,9 +90,22 @@ def test_wrong_passphrase_is_a_clear_failure_before_anything_is_written(bare_hos
     wrong = make_passphrase_file(tmp_path / "wrong", "not the passphrase")
     done = _maintd("--backup-root", str(usb), "--passphrase-file", str(wrong), "--state-dir", str(tmp_path / "s"),
                    "--target", str(tmp_path / "t"))
-    assert done.returncode != 0
-    assert "decrypt" in done.stderr or "passphrase" in done.stderr
+    assert done.returncode == 1
+    # one clear line: no python-gnupg log lines ("potential problem: ... BAD_PASSPHRASE"), no gpg output
+    assert done.stderr.splitlines() == [f"maintd restore: wrong passphrase: the one in {wrong} does not open "
+                                        f"backup {bare_host[3]}"], done.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_a_backup_root_that_does_not_exist_is_named_and_not_created(bare_host, tmp_path: Path) -> None:
+    _, key, _, _ = bare_host
+    missing = tmp_path / "no-such-disk" / "maintd"
+    for extra in ([], ["--list"]):
+        done = _maintd("--backup-root", str(missing), "--passphrase-file", str(key), "--state-dir",
+                       str(tmp_path / "s"), "--target", str(tmp_path / "t"), *extra)
+        assert done.returncode == 69
+        assert done.stderr == f"maintd restore: the backup directory {missing} (--backup-root) does not exist\n"
+        assert not missing.exists() and not (tmp_path / "t").exists()
 
 
 def test_list_and_usage_errors(bare_host, tmp_path: Path) -> None:
