@@ -97,6 +97,19 @@ def env_for(ctx: JobContext, gpg: Gpg) -> RestoreEnv:
                       excludes={c.name: tuple(c.exclude) for c in settings.target.components})
 
 
+def live_warning(components: list[str], target: Any) -> str:
+    """A restore in place swaps live trees under a running service: say so, and name the recovery that stops,
+    restores and restarts (the restore itself is not changed)."""
+    if set(components) <= {target.data_component}:
+        mode = "data"
+    elif set(components) <= {target.config_component}:
+        mode = "configuration"
+    else:
+        mode = "full"
+    return (f"services were not stopped; use `maintctl recover {mode}` to stop, restore and restart "
+            f"(restored in place: {', '.join(components)})")
+
+
 def summary_of(report: RestoreReport) -> str:
     if report.dry_run:
         counts = [f"{p['component']} +{p['added']} ~{p['changed']} -{p['removed']}" for p in report.previews]
@@ -111,6 +124,8 @@ def run(ctx: JobContext, args: dict[str, Any]) -> JobResult:
     ctx.progress(phase="key")
     env = env_for(ctx, open_key(ctx.settings))
     report = restore(env, request)
+    if request.target is None and report.trees:
+        ctx.warn(live_warning([t.component for t in report.trees], ctx.settings.target))
     ctx.log.info("restore.finished", backup_id=report.backup_id, dry_run=report.dry_run, files=report.files,
                  bytes=report.bytes, duration_s=round(report.seconds, 3))
     return JobResult(summary_of(report), data={**report.as_data(), "report": report.lines()})

@@ -81,3 +81,14 @@ def test_a_named_backup_is_never_replaced_by_another(rig: Rig) -> None:
     record = rig.run("restore", ok=False, backup=ids[-1], components="data", target=str(rig.root / "out"))
     assert record.outcome is Outcome.FAILED and archive.name in record.summary
     assert not (rig.root / "out").exists()
+
+
+def test_a_restore_in_place_warns_that_services_were_not_stopped(rig: Rig) -> None:
+    _three(rig)
+    record = rig.run("restore", components="data")
+    assert record.outcome is Outcome.WARNING
+    assert any(w.startswith("services were not stopped; use `maintctl recover data` to stop, restore and restart")
+               for w in record.data["warnings"])
+    assert (rig.data / "orders.json").read_text() == '{"orders": 3}\n'  # restored all the same
+    elsewhere = rig.run("restore", components="data", target=str(rig.root / "out"))
+    assert elsewhere.outcome is Outcome.SUCCEEDED and "warnings" not in elsewhere.data
