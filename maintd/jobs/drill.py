@@ -35,12 +35,19 @@ from .base import JobContext, JobResult, JobSpec
 from .restore import as_backup, as_bool, check_keys
 
 STATE_KEY = "drill.last"
+HINT = "run `maintctl drill` after fixing the cause to clear it"
+"""A failed drill keeps the health job's backup_age probe `degraded` until a drill passes (they run quarterly)."""
 POLL_S = 0.05
 
 
 def parse_args(args: Mapping[str, Any]) -> dict[str, Any]:
     check_keys(args, {"backup", "dry_run"}, "drill")
     return {"backup": as_backup(args.get("backup")), "dry_run": as_bool(args.get("dry_run", False), "dry_run")}
+
+
+def with_hint(error: str) -> str:
+    """The error a failed drill records, ending with what clears the health warning it causes."""
+    return f"{error} ({HINT})"
 
 
 def free_port() -> int:
@@ -206,10 +213,14 @@ def _drill(ctx: JobContext, args: dict[str, Any], record: dict[str, Any], log: S
         timing, _ = verdict("restored", time.monotonic() - started, objective)
         record.update(ok=not chosen.damaged, **timing)
         if chosen.damaged:
-            record["error"] = ("damaged: " + "; ".join(chosen.damaged.values())
-                               + f" (the older {manifest.id} restored instead)")
+            record.update(error=with_hint("damaged: " + "; ".join(chosen.damaged.values())
+                                          + f" (the older {manifest.id} restored instead)"), hint=HINT)
     except MaintdError as err:
-        record.update(ok=False, error=err.message, rto_s=None, met=False)
+        record.update(ok=False, error=with_hint(err.message), hint=HINT, rto_s=None, met=False)
+        raise
+    except Exception as err:  # a bug: the runner records `crashed` with the traceback
+        record.update(ok=False, error=with_hint(f"crashed: {type(err).__name__}: {err}"), hint=HINT, rto_s=None,
+                      met=False)
         raise
     finally:
         if redis is not None:

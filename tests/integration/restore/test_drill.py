@@ -14,6 +14,7 @@ import pytest
 from maintd.backup.catalog import Catalog
 from maintd.backup.streams import ObjectWriter
 from maintd.edges.gpg import Gpg
+from maintd.health.backups import judge_drill
 from maintd.model import Outcome
 from tests.support.redis_server import RedisServer
 from tests.support.restore_rig import Rig, make_rig
@@ -87,6 +88,10 @@ def test_drill_fails_loudly_on_a_damaged_backup(drill_rig: Rig) -> None:
     last = drill_rig.state.get("drill.last")
     assert last["ok"] is False and archive.name in last["error"] and last["met"] is False
     assert _scratch_left(drill_rig) == []
+    # the health job reports the failed drill as degraded until a drill passes: the record says how to clear it
+    assert last["hint"] == "run `maintctl drill` after fixing the cause to clear it"
+    status, message = judge_drill(last)
+    assert status == "degraded" and "run `maintctl drill` after fixing the cause to clear it" in message
 
 
 def test_drill_fails_when_redis_cannot_load_the_snapshot(drill_rig: Rig) -> None:
