@@ -120,7 +120,8 @@ def status_text(status: Mapping[str, Any], now: datetime | None = None) -> str:
 
 
 def tiers_text(tiers: Any) -> str:
-    """Rows of maintd.backup.tiers.status: place, verdict, newest copy, its age, the RPO."""
+    """Rows of maintd.backup.tiers.status: place, verdict, newest copy, its age, the RPO, and why (the local store
+    is judged by its schedule: stale when a backup is overdue by more than its RPO; a tier by how far it lags)."""
     if isinstance(tiers, Mapping) and "error" in tiers:
         return f"  unavailable: {tiers['error']}"
     if not isinstance(tiers, list):
@@ -134,8 +135,8 @@ def tiers_text(tiers: Any) -> str:
             verdict += " (error)"
         rows.append([f"  {tier.get('name')}", verdict, tier.get("newest"),
                      duration(tier.get("age_s")) if tier.get("age_s") is not None else None,
-                     duration(tier.get("rpo_s")) if tier.get("rpo_s") is not None else None])
-    return table(rows, ["  place", "state", "newest", "age", "rpo"])
+                     duration(tier.get("rpo_s")) if tier.get("rpo_s") is not None else None, tier.get("detail")])
+    return table(rows, ["  place", "state", "newest", "age", "rpo", "why"])
 
 
 def progress_text(progress: Mapping[str, Any] | None) -> str:

@@ -5,7 +5,7 @@
   tier is a warning on the run, never a failure of the local backup.
 - ``verify_copies(ctx, tiers=None)``: re-read every committed copy on the tiers, record what it finds.
 - ``prune_tiers(ctx, dry_run=, local_ids=)``: apply the retention policy to what each tier holds.
-- ``status(settings, state, now)`` / ``stale_tiers(...)``: newest verified copy per place against its RPO.
+- ``status(settings, state, now)`` / ``stale_tiers(...)`` (from tiers_status): each place against its objective.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings, Tier
 from ..errors import Cancelled, IntegrityError, MaintdError
 from .catalog import MANIFEST, Catalog, Manifest
-from .ids import parse_id
-from .retention import badness, plan, report_lines
+from .retention import plan, report_lines
 from .tier_dir import DirTier
 from .tier_objects import record_of
 from .tier_rsync import RsyncTier
+from .tiers_status import stale_tiers, state_key, status
+
+__all__ = ["replicate", "verify_copies", "prune_tiers", "status", "stale_tiers", "state_key", "store_for"]
 
 if TYPE_CHECKING:
     from ..job_contract import JobContext
@@ -33,10 +35,6 @@ def store_for(settings: Settings, tier: Tier, cancel: Any = None) -> Store:
     if tier.kind == "dir":
         return DirTier(tier)
     return RsyncTier(tier, scratch=settings.paths.state_dir / "tier-scratch", cancel=cancel)
-
-
-def state_key(tier: str, backup_id: str) -> str:
-    return f"tier.{tier}.{backup_id}"
 
 
 def _iso(moment: datetime) -> str:
@@ -196,72 +194,3 @@ def _forget_absent(state: "State", tier: str, held: set[str], local_ids: frozens
         if value.get("ok") is False and backup_id in local_ids:
             continue  # a copy that failed of a backup we still have: status shows the error
         state.delete(key)
-
-
-# -- status ------------------------------------------------------------------------------------------------------
-def status(settings: Settings, state: "State", now: datetime) -> list[dict[str, Any]]:
-    """For the local store and each tier: the newest good (local) or verified (tier) copy, its age (now minus
-    the backup's creation: the data a disaster would lose), the RPO and whether it is stale."""
-    rows = [_local_row(settings, state, now)]
-    for tier in settings.backup.tiers:
-        rows.append(_tier_row(tier, state, now))
-    return rows
-
-
-def stale_tiers(settings: Settings, state: "State", now: datetime) -> list[str]:
-    """One line per place (``local`` included) whose newest copy is older than its RPO, for the health job."""
-    lines = []
-    for row in status(settings, state, now):
-        if not row["stale"]:
-            continue
-        if row["newest"] is None:
-            lines.append(f"{row['name']}: no {'good backup' if row['kind'] == 'local' else 'verified copy'}"
-                         + (f" (last error: {row['error']})" if row.get("error") else ""))
-        else:
-            lines.append(f"{row['name']}: newest {row['newest']} is {_human(row['age_s'])} old"
-                         f" (RPO {_human(row['rpo_s'])})" + (f"; last error: {row['error']}" if row.get("error")
-                                                              else ""))
-    return lines
-
-
-def _row(name: str, kind: str, where: str, newest: str | None, created: datetime | None, rpo: float,
-         now: datetime, **extra: Any) -> dict[str, Any]:
-    age = (now - created).total_seconds() if created else None
-    return {"name": name, "kind": kind, "where": where, "newest": newest,
-            "created": _iso(created) if created else None, "age_s": age, "rpo_s": rpo,
-            "stale": age is None or age > rpo, "ok": age is not None and age <= rpo, **extra}
-
-
-def _local_row(settings: Settings, state: "State", now: datetime) -> dict[str, Any]:
-    root = settings.paths.backup_root
-    try:
-        manifests = Catalog.from_settings(settings).list()
-    except (MaintdError, OSError) as err:
-        return _row("local", "local", str(root), None, None, settings.backup.local_rpo, now, verified=None,
-                    error=_error_text(err))
-    records = {m.id: record_of(m, state.get(f"verify.{m.id}")) for m in manifests}
-    good = [r for r in records.values() if badness(r, records) is None]
-    newest = max(good, key=lambda r: (r.created, r.id), default=None)
-    return _row("local", "local", str(root), newest.id if newest else None, newest.created if newest else None,
-                settings.backup.local_rpo, now, verified=newest.verified_ok if newest else None, error=None)
-
-
-def _tier_row(tier: Tier, state: "State", now: datetime) -> dict[str, Any]:
-    prefix = state_key(tier.name, "")
-    copies = {key[len(prefix):]: value for key, value in state.items(prefix)}
-    verified = sorted(((p.created, backup_id) for backup_id, value in copies.items()
-                       if value.get("ok") is True and (p := parse_id(backup_id)) is not None), reverse=True)
-    last_ok = max((v.get("time") or "" for v in copies.values() if v.get("ok") is True), default="")
-    failures = sorted((v.get("time") or "", v.get("error") or "failed") for v in copies.values()
-                      if v.get("ok") is False and (v.get("time") or "") > last_ok)
-    newest = verified[0] if verified else None
-    return _row(tier.name, tier.kind, tier.path, newest[1] if newest else None, newest[0] if newest else None,
-                tier.rpo, now, error=failures[-1][1] if failures else None)
-
-
-def _human(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f} {unit}".replace(".0 ", " ")
-    return f"{seconds:.0f} s"
-

@@ -42,8 +42,9 @@ class Tier(Section):
     """kind=dir: an absolute directory (another mount); kind=rsync: user@host:/path reached over SSH (or an
     absolute local path: rsync without SSH)."""
     rpo: Duration = 3600.0
-    """The newest verified copy on this tier may be at most this old (recovery point objective). Suggested: 1h
-    for a tier on the local network, 24h for an off-site/cloud one (the local store has backup.local_rpo)."""
+    """How far this tier may lag the local store (recovery point objective): it is stale when a good local backup
+    older than this is newer than its newest verified copy. Suggested: 1h for a tier on the local network, 24h for
+    an off-site/cloud one (the local store has backup.local_rpo)."""
     ssh_key_file: Annotated[Path | None, NoneIfEmpty] = None
     """kind=rsync: the private key for ssh (-i); known_hosts must already hold the host."""
     timeout: Duration = 6 * 3600.0
@@ -86,7 +87,9 @@ class Backup(Section):
     min_free_bytes: int = Field(default=1 << 30, ge=0)
     """Refuse to start a backup that would leave less than this free under backup_root."""
     local_rpo: Duration = 900.0
-    """Age objective of the newest good local backup (health and status report it)."""
+    """How late a scheduled backup may be: the local store is stale when an enabled backup calendar entry was due
+    more than this long ago and no good backup was taken since (health and status report it). Keep it above your
+    longest backup's duration."""
     prune_after_backup: bool = True
     tiers: tuple[Tier, ...] = ()
     retention: Retention = Field(default_factory=Retention)

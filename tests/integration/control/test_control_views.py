@@ -94,3 +94,14 @@ def test_progress_display_prints_steps_and_warnings_with_or_without_a_bar() -> N
             display.event({"event": "warning", "message": "unit slow to stop"})
         out = stream.getvalue()
         assert "started recover" in out and "stop services" in out and "warning: unit slow to stop" in out
+
+
+def test_status_shows_why_each_backup_place_is_or_is_not_stale() -> None:
+    rows = [{"name": "local", "ok": True, "newest": "x-incremental", "age_s": 10800.0, "rpo_s": 900.0,
+             "detail": "the last backup due (backup-incremental at 08:00) was taken"},
+            {"name": "nas", "ok": False, "newest": "w-full", "age_s": 30000.0, "rpo_s": 3600.0, "error": "timeout",
+             "detail": "lacks x-incremental (3 h old, RPO 1 h)"}]
+    lines = cli_render.tiers_text(rows).splitlines()
+    assert lines[0].split() == ["PLACE", "STATE", "NEWEST", "AGE", "RPO", "WHY"]
+    assert lines[1].split()[:2] == ["local", "ok"] and lines[1].endswith("(backup-incremental at 08:00) was taken")
+    assert "STALE (error)" in lines[2] and lines[2].endswith("lacks x-incremental (3 h old, RPO 1 h)")

@@ -1,45 +1,56 @@
-"""The backup_age probe against a real backup written by the backup job, and the last drill's result."""
+"""The backup_age probe against real backups written by the backup job: a scheduled backup overdue by more than
+backup.local_rpo fails it, an old backup whose successor is not due yet does not; the last drill degrades it."""
 
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 from maintd.config import Settings
 from maintd.jobs import health
 from maintd.jobs.backup import run_backup
 
-PROBES = {"health": {"probes": [{"kind": "backup_age", "name": "backups"}]}, "backup": {"local_rpo": "15m"}}
+# The clock starts on Sunday 2026-03-01 02:00 UTC; incrementals are due every 4 hours.
+PROBES = {"health": {"probes": [{"kind": "backup_age", "name": "backups"}]}, "backup": {"local_rpo": "15m"},
+          "jobs": {"backup-incremental": {"schedule": "0 */4 * * *"}}}
 
 
-def test_backup_age_follows_the_newest_good_backup_and_the_drill(
+def probe(make_ctx: Callable, config: Settings) -> dict:
+    return health.run(make_ctx(config), {"dry_run": False}).data["probes"][0]
+
+
+def test_backup_age_fails_only_when_a_scheduled_backup_is_overdue(
         settings: Callable[..., Settings], make_ctx: Callable, clock) -> None:
     config = settings(PROBES)
-    ctx = make_ctx(config)
-    result = health.run(ctx, {"dry_run": False})
-    assert result.outcome is not None and result.outcome.value == "failed"
-    assert "no good" in result.data["probes"][0]["message"]
+    first = probe(make_ctx, config)
+    assert first["status"] == "failed" and first["message"].startswith("local: no good backup")
 
-    written = run_backup(config, ctx.state, "full", clock=clock)
-    assert written.outcome is None or written.outcome.value in ("succeeded", "warning")
+    written = run_backup(config, make_ctx(config).state, "full", clock=clock)
+    clock.advance(2 * 3600 + 14 * 60)  # 04:14: the 04:00 incremental may still be under way
+    fine = probe(make_ctx, config)
+    assert fine["status"] == "ok", fine
+    assert fine["message"].startswith(f"the newest good backup {written.data['id']} is 2.2 h old")
 
-    clock.advance(300)
-    result = health.run(make_ctx(config), {"dry_run": False})
-    probe = result.data["probes"][0]
-    assert probe["status"] == "ok", probe
-    assert probe["message"].startswith("newest good backup 5m old (objective 15m)")
+    clock.advance(2 * 60)  # 04:16: the 04:00 backup is 16 minutes late
+    late = probe(make_ctx, config)
+    assert late["status"] == "failed"
+    assert late["message"].startswith("local: backup-incremental was due at 2026-03-01 04:00 UTC (16 min ago, "
+                                      "15 min late allowed) and no good backup was taken since")
+
+    run_backup(config, make_ctx(config).state, "incremental", clock=clock)
+    assert probe(make_ctx, config)["status"] == "ok"
 
     ctx = make_ctx(config)
     ctx.state.put("drill.last", {"time": "2026-03-01T01:00:00+00:00", "ok": False, "error": "key count 3 != 4"})
     result = health.run(ctx, {"dry_run": False})
     assert result.data["probes"][0]["status"] == "degraded"
-    assert result.outcome is None and result.warnings == [
-        "backups: newest good backup 5m old (objective 15m); "
-        "last drill (2026-03-01T01:00:00+00:00) failed: key count 3 != 4"]
+    assert result.warnings[0].endswith("; last drill (2026-03-01T01:00:00+00:00) failed: key count 3 != 4")
 
-    ctx.state.put("drill.last", {"time": "2026-03-01T01:30:00+00:00", "ok": True})
-    clock.advance(3600)
-    result = health.run(make_ctx(config), {"dry_run": False})
-    assert result.data["probes"][0]["status"] == "failed"
-    # Worded by the catalog alone, or by maintd.backup.tiers.stale_tiers (local store + tiers) when present.
-    assert re.search(r"(65m|1\.1 ?h) old", result.data["probes"][0]["message"])
+
+def test_without_any_backup_schedule_the_probe_is_degraded_not_failed(
+        settings: Callable[..., Settings], make_ctx: Callable, clock) -> None:
+    config = settings({**PROBES, "jobs": {}})  # the test config clears every schedule
+    run_backup(config, make_ctx(config).state, "full", clock=clock)
+    clock.advance(30 * 86400)
+    result = probe(make_ctx, config)
+    assert result["status"] == "degraded"
+    assert result["message"].startswith("local: no enabled backup schedule, nothing is due")

@@ -97,7 +97,7 @@ def test_local_object_that_no_longer_matches_its_manifest_is_not_copied(env, nas
     assert state.get(f"tier.nas.{full.id}")["ok"] is False
 
 
-def test_unreachable_tier_is_a_warning_and_shows_as_stale_with_its_error(env, nas: Path) -> None:
+def test_unreachable_tier_is_a_warning_and_goes_stale_with_its_error_once_its_rpo_passes(env, nas: Path) -> None:
     settings, state, store = env
     nas.rmdir()  # not mounted
     full = store.add(NOW - timedelta(minutes=2), "full")
@@ -107,9 +107,13 @@ def test_unreachable_tier_is_a_warning_and_shows_as_stale_with_its_error(env, na
     assert len(ctx.warnings) == 1
     local, tier = tiers.status(settings, state, NOW)
     assert (local["newest"], local["stale"], local["age_s"]) == (full.id, False, 120.0)
-    assert (tier["newest"], tier["stale"], tier["ok"]) == (None, True, False)
+    # The copy has the tier's RPO (1 h) to arrive: not stale yet, but the error shows.
+    assert (tier["newest"], tier["stale"], tier["ok"]) == (None, False, True)
     assert "not a directory" in tier["error"]
-    assert tiers.stale_tiers(settings, state, NOW) == [f"nas: no verified copy (last error: {tier['error']})"]
+    assert tiers.stale_tiers(settings, state, NOW) == []
+    later = NOW + timedelta(hours=1)
+    assert tiers.stale_tiers(settings, state, later) == [
+        f"nas: lacks {full.id} (1 h old, RPO 1 h); no verified copy; last error: {tier['error']}"]
 
 
 def test_leftovers_of_an_interrupted_copy_are_invisible_and_cleaned(env, nas: Path) -> None:
@@ -135,21 +139,34 @@ def test_a_cancelled_run_stops_copying_and_commits_nothing(env, nas: Path) -> No
     assert not (nas / full.id).exists()
 
 
-def test_status_measures_age_from_the_backup_and_flags_stale_places(env, nas: Path) -> None:
-    settings, state, store = env
-    old = store.add(NOW - timedelta(hours=3), "full")
-    tiers.replicate(make_ctx(settings, state, NOW), old)
-    new = store.add(NOW - timedelta(minutes=10), "incremental")
+def test_status_judges_each_place_against_its_objective(settings, nas: Path) -> None:
+    """Local: stale when a scheduled backup is overdue by more than local_rpo (not when the newest is merely older
+    than it). A tier: stale when a good local backup older than its rpo is newer than its newest verified copy."""
+    loaded = settings({"backup": {"tiers": [{"name": "nas", "path": str(nas), "rpo": "1h"}]},
+                       "jobs": {"backup-incremental": {"schedule": "0 */4 * * *"}}})
+    state = State.open(loaded.paths.state_dir)
+    store = Store(loaded.paths.backup_root)
+    old = store.add(NOW - timedelta(hours=4), "full")  # the 08:00 backup, copied to the tier
+    tiers.replicate(make_ctx(loaded, state, NOW), old)
+    new = store.add(NOW - timedelta(minutes=10), "incremental")  # 11:50, not copied yet
     state.put(f"verify.{new.id}", {"time": NOW.isoformat(), "ok": True})
-    local, nas_row = tiers.status(settings, state, NOW)
-    assert local == {"name": "local", "kind": "local", "where": str(settings.paths.backup_root), "newest": new.id,
+    local, nas_row = tiers.status(loaded, state, NOW)
+    assert local == {"name": "local", "kind": "local", "where": str(loaded.paths.backup_root), "newest": new.id,
                      "created": new.created.isoformat(), "age_s": 600.0, "rpo_s": 900.0, "stale": False,
-                     "ok": True, "verified": True, "error": None}
-    assert (nas_row["newest"], nas_row["age_s"], nas_row["rpo_s"], nas_row["stale"]) == (old.id, 10800.0, 3600.0,
-                                                                                         True)
-    assert tiers.stale_tiers(settings, state, NOW) == [f"nas: newest {old.id} is 3 h old (RPO 1 h)"]
-    assert tiers.stale_tiers(settings, state, NOW + timedelta(hours=1)) == [
-        f"local: newest {new.id} is 1.2 h old (RPO 15 min)", f"nas: newest {old.id} is 4 h old (RPO 1 h)"]
+                     "ok": True, "verified": True, "error": None, "due": (NOW - timedelta(hours=4)).isoformat(),
+                     "due_entry": "backup-incremental", "scheduled": True,
+                     "detail": f"the newest good backup {new.id} is 10 min old; the last backup due "
+                               "(backup-incremental at 2026-12-03 08:00 UTC) was taken"}
+    assert (nas_row["newest"], nas_row["age_s"], nas_row["rpo_s"], nas_row["stale"]) == (old.id, 14400.0, 3600.0,
+                                                                                         False)
+    assert nas_row["detail"] == f"newest verified copy {old.id} (4 h old)"
+    assert tiers.stale_tiers(loaded, state, NOW) == []
+    # 13:00: the 12:00 backup never came (local is overdue) and the tier lacks the 11:50 one for over an hour.
+    assert tiers.stale_tiers(loaded, state, NOW + timedelta(hours=1)) == [
+        f"local: backup-incremental was due at 2026-12-03 12:00 UTC (1 h ago, 15 min late allowed) and no good "
+        f"backup was taken since; the newest good backup {new.id} is 1.2 h old",
+        f"nas: lacks {new.id} (1.2 h old, RPO 1 h); newest verified copy {old.id} (5 h old)"]
+    state.close()
 
 
 def test_a_partial_or_damaged_local_backup_is_not_the_newest_good_one(env) -> None:

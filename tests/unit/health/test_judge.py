@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from maintd.config import DiskProbe, HttpProbe
@@ -49,12 +48,14 @@ def test_age_verdict() -> None:
     assert judge_age("f", 7200, 3600) == ("failed", "f is 2.0h old (limit 60m)")
 
 
-def test_local_backup_against_rpo() -> None:
-    now = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
-    assert judge_local(None, now, 900) == ("failed", "no good local backup")
-    assert judge_local(now - timedelta(minutes=10), now, 900) == (
-        "ok", "newest good backup 10m old (objective 15m)")
-    assert judge_local(now - timedelta(hours=5), now, 900)[0] == "failed"
+def test_local_verdict_follows_the_status_row() -> None:
+    assert judge_local({"stale": True, "scheduled": True, "detail": "no good backup"}) == (
+        "failed", "local: no good backup")
+    assert judge_local({"stale": False, "scheduled": True, "detail": "the newest good backup x is 3 h old"}) == (
+        "ok", "the newest good backup x is 3 h old")
+    # Nothing scheduled: nothing can be overdue, and nothing will be taken either.
+    assert judge_local({"stale": False, "scheduled": False, "detail": "no enabled backup schedule"})[0] == (
+        "degraded")
 
 
 def test_tiers_and_drill_verdicts() -> None:
