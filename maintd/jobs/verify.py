@@ -176,13 +176,15 @@ def _chain_lines(requested: list[Manifest], reports: list[VerifyReport], not_ope
                  *, all_: bool) -> list[str]:
     """For each requested backup whose chain holds a damaged or unchecked member: what a restore of it meets."""
     bad = {r.backup_id for r in reports if not r.ok} | {i for i, _ in not_opened}
-    lines = []
-    for manifest in requested:
-        ancestors = [m for m in manifest.chain[:-1] if m in bad]
-        if ancestors and not (all_ and manifest.id in bad):
-            lines.append(f"{manifest.id}: its chain holds {', '.join(ancestors)} (damaged or not verified): a "
-                         "restore of it would fail")
-    return lines
+    affected = [(m.id, [a for a in m.chain[:-1] if a in bad]) for m in requested]
+    affected = [(backup_id, ancestors) for backup_id, ancestors in affected if ancestors and backup_id not in bad]
+    if all_ and affected:  # one line, not one per incremental of a long chain
+        shown = ", ".join(backup_id for backup_id, _ in affected[:5])
+        more = f" and {len(affected) - 5} more" if len(affected) > 5 else ""
+        return [f"{len(affected)} backup(s) intact themselves but built on a damaged or unverified one (a restore "
+                f"of them would fail): {shown}{more}"]
+    return [f"{backup_id}: its chain holds {', '.join(ancestors)} (damaged or not verified): a restore of it would "
+            "fail" for backup_id, ancestors in affected]
 
 
 def _check_key(ctx: JobContext, catalog: Catalog, gpg: Gpg) -> str | None:

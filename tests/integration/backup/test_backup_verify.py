@@ -162,6 +162,9 @@ def test_verifying_the_newest_backup_verifies_its_whole_chain(backup_env) -> Non
         result.data["report"])
     assert env.state.get(f"verify.{full}")["ok"] is False
     assert env.state.get(f"verify.{inc}")["ok"] is True and env.state.get(f"verify.{newest}")["ok"] is True
+    every = run_job(env, "verify", {"all": "true"})
+    assert (f"2 backup(s) intact themselves but built on a damaged or unverified one (a restore of them would "
+            f"fail): {inc}, {newest}") in every.data["report"]
     target.write_bytes(bytes(raw[: len(raw) // 2]))  # truncated now
     assert run_job(env, "verify", {"backup": inc}).data["backups"][0]["ok"] is False
 
