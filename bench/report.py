@@ -158,9 +158,14 @@ def render(results: dict[str, Any]) -> str:
     lines.append("- tools: " + "; ".join(f"{k} {v}" for k, v in machine.get("tools", {}).items()))
     load = machine.get("load_1min")
     if load:
-        lines.append(f"- 1-minute load average during the run (sampled every 10 s): min {load['min']:.2f}, median "
-                     f"{load['median']:.2f}, max {load['max']:.2f} on {machine.get('cpus', '?')} CPUs (anything "
-                     "above ~1 means other work shared the machine and slowed some steps)")
+        lines.append(f"- 1-minute load average during the run (sampled every 10 s, this benchmark's own processes "
+                     f"included): min {load['min']:.2f}, median {load['median']:.2f}, max {load['max']:.2f} on "
+                     f"{machine.get('cpus', '?')} CPUs")
+    others = machine.get("others_cpu")
+    if others:
+        lines.append("- CPUs used on average by other work (other test suites, kernel writeback) while each part "
+                     "ran: " + ", ".join(f"{part} {value:.2f}" for part, value in others.items())
+                     + f" (of {machine.get('cpus', '?')}; above ~0.3 the figures of that part are slowed)")
     lines += ["", "## Datasets", "",
               "| dataset | files | bytes | gzip -6 output (existing) | zstd -3 output (shell) | restic repo | "
               "maintd full backup |", "|---|---|---|---|---|---|---|"]

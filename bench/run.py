@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import sys
 import threading
@@ -97,6 +98,54 @@ def snapshot_maintd(work: Path) -> tuple[Path, str]:
     return dest, commit
 
 
+class OthersCpu:
+    """How much CPU everything else on the machine used: busy time from /proc/stat minus this benchmark's own
+    (its Python and every child it reaped), per second of wall time, i.e. the average number of CPUs taken by
+    other work (other engineers' test suites; kernel writeback of our own restores counts too)."""
+
+    def __init__(self) -> None:
+        self._last = self._now()
+
+    @staticmethod
+    def _now() -> tuple[float, float, float]:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        mine = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                   for f in ("ru_utime", "ru_stime"))
+        return time.monotonic(), busy, mine
+
+    def since_last(self) -> float:
+        """Average CPUs used by other work since the previous call."""
+        now = self._now()
+        wall = now[0] - self._last[0]
+        others = (now[1] - self._last[1]) - (now[2] - self._last[2])
+        self._last = now
+        return round(max(0.0, others) / wall, 2) if wall > 0 else 0.0
+
+
+def wait_quiet(minutes: float, say, threshold: float = 0.25, window_s: float = 30.0) -> float:
+    """Waits (up to `minutes`) until other work used under `threshold` CPUs for two windows in a row; returns
+    the last reading. A shared machine: better figures when the other test suites pause."""
+    meter = OthersCpu()
+    deadline = time.monotonic() + minutes * 60
+    quiet = 0
+    reading = 0.0
+    last_said = 0.0
+    while time.monotonic() < deadline:
+        time.sleep(window_s)
+        reading = meter.since_last()
+        quiet = quiet + 1 if reading < threshold else 0
+        if quiet >= 2:
+            say(f"machine quiet (other work {reading:.2f} CPUs): starting")
+            return reading
+        if time.monotonic() - last_said > 300:
+            say(f"waiting for a quiet machine: other work uses {reading:.2f} CPUs")
+            last_said = time.monotonic()
+    say(f"still busy after {minutes:.0f} min (other work {reading:.2f} CPUs): measuring anyway")
+    return reading
+
+
 def prepare_work(work: Path, say) -> None:
     """A clean work dir. Leftovers of an earlier run are removed now, then synced: the mass delete is the
     first thing, so it is long past when the restores are timed."""
@@ -123,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--json", type=Path, default=HERE / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (backups, restores) afterwards")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="MINUTES",
+                        help="first wait up to MINUTES for other work to pause (under 0.25 CPUs for a minute)")
     parser.add_argument("--worktree", action="store_true",
                         help="measure the maintd of the working tree as it is, not a snapshot of git HEAD")
     args = parser.parse_args(argv)
@@ -135,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
+    if args.wait_quiet > 0:
+        wait_quiet(args.wait_quiet, say)
     started = time.monotonic()
     work = args.work.resolve()
     prepare_work(work, say)
@@ -151,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         results["notes"].append(f"datasets scaled by {args.scale}: a trial run, not the reference figures")
     keys = Keys.create()
     load = LoadWatch()
+    others = OthersCpu()
+    results["machine"]["others_cpu"] = {}
     try:
         for name in datasets:
             root = make_datasets.ensure(args.data.resolve(), name, scale=args.scale, say=say)
@@ -162,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             suites.warm(ctx)
             for suite in chosen:
                 say(f"{name}: {suite}")
+                others.since_last()
                 {"baselines": suites.baselines, "restic": suites.restic, "maintd": suites.maintd}[suite](ctx)
+                results["machine"]["others_cpu"][f"{name}: {suite}"] = others.since_last()
                 results["tasks"][name] = {task: series.to_dict() for task, series in out.items()}
                 results["notes"].extend(n for n in ctx.notes if n not in results["notes"])
                 results["machine"]["load_1min"] = load.summary()
