@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from .scan import Excludes
 
@@ -99,3 +99,23 @@ class _Dirs:
             if fd is not None:
                 os.close(fd)
         self._fds.clear()
+
+
+def would_carry(present: Iterable[bytes], wanted: Mapping[bytes, object], patterns: Iterable[str]) -> set[bytes]:
+    """Of a live tree's paths, those a carry-over would move into a restored tree holding ``wanted`` (a dry run
+    leaves them out of "removed"): under the first excluded component of their path, whose directory the restored
+    tree has and whose path it does not."""
+    excludes = Excludes(patterns)
+    out: set[bytes] = set()
+    if not excludes:
+        return out
+    for path in present:
+        parts = path.split(b"/")
+        for i in range(len(parts)):
+            top = b"/".join(parts[:i + 1])
+            if excludes.match(top, parts[i]):
+                parent = b"/".join(parts[:i])
+                if top not in wanted and (not parent or getattr(wanted.get(parent), "kind", None) == "d"):
+                    out.add(path)
+                break
+    return out

@@ -287,8 +287,8 @@ def execute(env: RestoreEnv, prepared: Prepared, request: RestoreRequest) -> Res
     refused = space.refusals(spaces, env.min_free_bytes)
     if request.dry_run:
         report.notes += [f"space on {s.mount}: {s.text(env.min_free_bytes)}" for s in spaces.values()] + refused
-        report.previews = [preview(plan, where[c], swap=request.target is None and c != SYSTEM)
-                           for c, plan in prepared.plans.items()]
+        report.previews = [preview(plan, where[c], swap=request.target is None and c != SYSTEM,
+                                   excludes=carried_patterns(env, manifest, c)) for c, plan in prepared.plans.items()]
         report.seconds = time.monotonic() - started
         return report
     if refused:
@@ -317,8 +317,7 @@ def _write_all(env: RestoreEnv, prepared: Prepared, request: RestoreRequest, whe
         opener = _archive_opener(env, prepared.chain, component)
         try:
             if request.target is None and component != SYSTEM:
-                recorded = prepared.manifest.components.get(component, {}).get("excluded") or ()
-                patterns = tuple(dict.fromkeys([*recorded, *env.excludes.get(component, ())]))
+                patterns = carried_patterns(env, prepared.manifest, component)
                 tree = restore_by_swap(plan, ids, opener, dest, stamp=env.stamp, reporter=env.reporter,
                                        aside=request.aside, allow_symlinks_outside=env.allow_symlinks_outside,
                                        excludes=patterns)
@@ -342,6 +341,12 @@ def _write_all(env: RestoreEnv, prepared: Prepared, request: RestoreRequest, whe
             write_rdb(env, prepared.manifest, report.redis_path)
         except OSError as err:
             raise space.write_error(err, rdb_dir / "dump.rdb", by_dest.get(rdb_dir)) from err
+
+
+def carried_patterns(env: RestoreEnv, manifest: Manifest, component: str) -> tuple[str, ...]:
+    """The exclude patterns whose live entries a swap carries over: recorded by the backup, plus configured."""
+    recorded = manifest.components.get(component, {}).get("excluded") or ()
+    return tuple(dict.fromkeys([*recorded, *env.excludes.get(component, ())]))
 
 
 def _archive_opener(env: RestoreEnv, chain: list[Manifest], component: str) -> Callable[[str], Any]:

@@ -131,7 +131,8 @@ def _passed_over(newer: Sequence[Candidate], problems: Mapping[str, tuple[str, s
         if kind == "redis":
             notes.append(f"skipped {len(ids)} newer backup(s) without a Redis snapshot ({', '.join(ids)})")
         elif kind == "damaged":
-            warnings.append(f"backup {culprit} is DAMAGED and was not used ({damaged[culprit]}){needing}: "
+            reason = damaged[culprit].removeprefix(f"backup {culprit} ")
+            warnings.append(f"backup {culprit} is DAMAGED and was not used ({reason}){needing}: "
                             f"falling back to the older {chosen.id}")
         else:
             warnings.append(f"backup {culprit} failed its last verify and was not used{needing}: falling back to "

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Callable, ContextManager, Protocol, Sequence
 from ..errors import IntegrityError, StorageError
 from .catalog import crash_point
 from .extract import Meta, SafeTree, remove_leftover_temps, show
-from .restore_carry import carry_over
+from .restore_carry import carry_over, would_carry
 from .restore_plan import ComponentPlan, Present, Want, diff, dirs_deepest_first, removals, side_names
 from .tar_reader import TarReader
 
@@ -200,10 +200,15 @@ def _kind(mode: int) -> str:
     return "?"
 
 
-def preview(plan: ComponentPlan, dest: Path, *, swap: bool) -> dict[str, Any]:
+def preview(plan: ComponentPlan, dest: Path, *, swap: bool, excludes: Sequence[str] = ()) -> dict[str, Any]:
     """What restoring ``plan`` to ``dest`` would change (dry run): counts and the first paths of each kind.
-    A swap replaces the whole tree, so everything not in the backup counts as removed from the live path."""
-    changes = diff(plan.wanted(), scan_present(dest), owners=os.geteuid() == 0)
+    A swap replaces the whole tree, so everything not in the backup counts as removed from the live path, except
+    the excluded entries it carries over."""
+    wanted, present = plan.wanted(), scan_present(dest)
+    if swap and excludes:
+        for path in would_carry(present, wanted, excludes):
+            del present[path]
+    changes = diff(wanted, present, owners=os.geteuid() == 0)
     return {"component": plan.name, "path": str(dest), "swap": swap, **changes.summary(),
             "paths": changes.report()}
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..backup.catalog import Catalog, Manifest
 from ..backup.restore_plan import stamp
 from ..backup.restore_run import (SYSTEM, Prepared, RestoreEnv, RestoreRequest, choose, components_of, execute,
-                                  open_key, prepare, prune_previous_trees)
+                                  carried_patterns, open_key, prepare, prune_previous_trees)
 from ..backup.restorer import preview
 from ..job_contract import JobResult
 from ..model import Outcome
@@ -205,7 +205,8 @@ def _dry(run: Run, plan: ModePlan, prepared: Prepared | None, env: RestoreEnv | 
     if prepared is not None and env is not None:
         for component, component_plan in prepared.plans.items():
             dest = env.live.get(component) or prepared.roots[component]
-            item = preview(component_plan, dest, swap=component != SYSTEM)
+            item = preview(component_plan, dest, swap=component != SYSTEM,
+                           excludes=carried_patterns(env, prepared.manifest, component))
             previews.append(item)
             lines.append(f"{component}: {item['added']} added, {item['changed']} changed, {item['removed']} removed "
                          f"in {dest}")

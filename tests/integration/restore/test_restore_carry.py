@@ -79,3 +79,12 @@ def test_nothing_is_moved_through_a_symlink(tmp_path: Path) -> None:
     carried = carry_over(old, new, ["cache"])
     assert carried.moved == [] and carried.left[0][0] == b"sub/cache"
     assert list(elsewhere.iterdir()) == [] and (old / "sub" / "cache" / "blob").exists()
+
+
+def test_a_dry_run_does_not_count_what_would_be_carried_over_as_removed(rig: Rig) -> None:
+    app = _app(rig)
+    rig.backup("full")
+    _excluded_state(app)
+    record = rig.run("restore", components="application", dry_run=True)
+    removed = record.data["components"][0]["paths"]["removed"]
+    assert sorted(removed) == ["gone", "gone/x.log"]  # tmp/..., app.log, lib/debug.log are carried over
