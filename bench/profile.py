@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import change  # noqa: E402
 import make_datasets  # noqa: E402
 from maintd_bench import CHILD, REPO, Maintd  # noqa: E402
 from pipelines import Keys  # noqa: E402
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                            "verify": ("verify", [full_id]),
                            "restore": ("restore", [full_id, str(work / "restored")])}[args.op]
         if args.op == "changed":
-            make_datasets.apply_change(root, 1)
+            change.apply_change(root, 1)
         child = [sys.executable, str(CHILD), str(tool.settings_path), str(work / "out.json"), op, *op_args]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         try:
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 pstats.Stats(str(stats)).sort_stats("cumulative").print_stats(args.top)
         finally:
             if args.op == "changed":
-                make_datasets.revert_change(root)
+                change.revert_change(root)
         print("\n" + (work / "out.json").read_text()[:600])
     finally:
         keys.cleanup()

@@ -25,6 +25,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import change  # noqa: E402
 import make_datasets  # noqa: E402
 import report  # noqa: E402
 import suites  # noqa: E402
@@ -229,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         keys.cleanup()
         for name in datasets:
             root = args.data.resolve() / name
-            if make_datasets.change_dir(root).exists():
-                make_datasets.revert_change(root)
+            if change.change_dir(root).exists():
+                change.revert_change(root)
     results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results["duration_s"] = round(time.monotonic() - started)
     save(results, args.json, args.results)

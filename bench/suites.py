@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import make_datasets
+import change
 from maintd_bench import Maintd, Unavailable
 from measure import FAST_RUNS, FAST_S, SLOW_S, CpuMeter, Series, measure, sync
 from pipelines import (Keys, Restic, check_restored, existing_backup, existing_restore, read_only, shell_backup,
@@ -169,10 +169,10 @@ def _changed(ctx: Context, seq: Sequence, rep: int, backup: Callable[[], float |
 
     def apply() -> None:
         generation[0] += 1
-        counts.update(make_datasets.apply_change(ctx.root, generation[0]))
+        counts.update(change.apply_change(ctx.root, generation[0]))
 
     def between() -> None:
-        make_datasets.revert_change(ctx.root)
+        change.revert_change(ctx.root)
         resync()
         apply()
 
@@ -180,7 +180,7 @@ def _changed(ctx: Context, seq: Sequence, rep: int, backup: Callable[[], float |
     try:
         seq.time("changed", backup, rep=rep, between=between)
     finally:
-        make_datasets.revert_change(ctx.root)
+        change.revert_change(ctx.root)
     ctx.series(f"{seq.tool}.changed").extra["change"] = counts
 
 

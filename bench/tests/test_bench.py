@@ -14,6 +14,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BENCH))
 
+import change  # noqa: E402
 import make_datasets as md  # noqa: E402
 import report  # noqa: E402
 import suites  # noqa: E402
@@ -35,8 +36,8 @@ def test_plans_are_reproducible_and_sized_as_promised() -> None:
 def test_generated_bytes_depend_only_on_the_plan(tmp_path: Path) -> None:
     a = md.ensure(tmp_path / "a", "mixed", scale=SCALE)
     b = md.ensure(tmp_path / "b", "mixed", scale=SCALE)
-    assert md.tree_digest(a) == md.tree_digest(b)
-    assert len(md.list_files(a)) == sum(1 for s in md.plan("mixed", scale=SCALE) if s.kind != "link")
+    assert change.tree_digest(a) == change.tree_digest(b)
+    assert len(change.list_files(a)) == sum(1 for s in md.plan("mixed", scale=SCALE) if s.kind != "link")
 
 
 def test_ensure_skips_a_complete_dataset_and_regenerates_a_stale_one(tmp_path: Path) -> None:
@@ -53,30 +54,30 @@ def test_ensure_skips_a_complete_dataset_and_regenerates_a_stale_one(tmp_path: P
 
 def test_change_edits_one_percent_and_revert_restores_the_tree(tmp_path: Path) -> None:
     root = md.ensure(tmp_path, "small", scale=0.005)  # 1000 files
-    before = md.tree_digest(root)
-    counts = md.apply_change(root, generation=1)
+    before = change.tree_digest(root)
+    counts = change.apply_change(root, generation=1)
     assert counts["changed"] == 10 and counts["delete"] == 1 and counts["add"] == 1
-    assert md.tree_digest(root) != before
+    assert change.tree_digest(root) != before
     with pytest.raises(RuntimeError, match="revert the previous change"):
-        md.apply_change(root, generation=2)
-    md.revert_change(root)
-    assert md.tree_digest(root) == before
-    assert not md.change_dir(root).exists()
+        change.apply_change(root, generation=2)
+    change.revert_change(root)
+    assert change.tree_digest(root) == before
+    assert not change.change_dir(root).exists()
 
 
 def test_a_leftover_change_is_reverted_by_ensure(tmp_path: Path) -> None:
     root = md.ensure(tmp_path, "mixed", scale=SCALE)
-    before = md.tree_digest(root)
-    md.apply_change(root, generation=3)
+    before = change.tree_digest(root)
+    change.apply_change(root, generation=3)
     md.ensure(tmp_path, "mixed", scale=SCALE)
-    assert md.tree_digest(root) == before
+    assert change.tree_digest(root) == before
 
 
 def test_the_same_generation_makes_the_same_change() -> None:
     files = [f"d/f{i}" for i in range(500)]
     sizes = {f: 20_000 for f in files}
-    assert md.plan_change(files, sizes, 7) == md.plan_change(list(reversed(files)), sizes, 7)
-    assert md.plan_change(files, sizes, 7) != md.plan_change(files, sizes, 8)
+    assert change.plan_change(files, sizes, 7) == change.plan_change(list(reversed(files)), sizes, 7)
+    assert change.plan_change(files, sizes, 7) != change.plan_change(files, sizes, 8)
 
 
 def test_run_count_policy() -> None:
@@ -106,7 +107,7 @@ def test_shell_pipeline_round_trip_hashes_what_it_writes(tmp_path: Path) -> None
     finally:
         keys.cleanup()
     assert tree_counts(tmp_path / "r") == tree_counts(src)
-    assert md.tree_digest(tmp_path / "r", mtimes=False) == md.tree_digest(src, mtimes=False)
+    assert change.tree_digest(tmp_path / "r", mtimes=False) == change.tree_digest(src, mtimes=False)
 
 
 def test_a_failing_stage_names_the_command_and_its_stderr(tmp_path: Path) -> None:
