@@ -153,15 +153,22 @@ def test_bad_backups_go_only_past_their_age_limit_and_when_something_newer_is_go
 
 @common
 @given(timelines(), policies, st.integers(0, 24 * 400), st.sampled_from(ZONES))
-def test_bad_backups_never_protect_anything_that_would_otherwise_go(records, policy, later, tz) -> None:
-    """Marking a backup bad can only keep that backup (and its chain) longer; it never keeps a good one that the
-    rules would delete, beyond the chain it needs."""
+def test_a_kept_bad_backup_is_kept_for_its_age_its_recency_or_a_chain_only(records, policy, later, tz) -> None:
+    """A bad backup is never the safety keep and fills no period: it stays for its type's age limit, while nothing
+    good is newer, or because a kept backup needs it."""
     now = now_after(records, later)
     result = plan(records, policy, now, tz)
+    by_id = {r.id: r for r in records}
+    limits = {"incremental": policy.incremental_days, "differential": policy.differential_days,
+              "full": policy.full_days}
     for item in result.kept:
         if item.id in result.good:
             continue
-        assert all(", kept: " in r or r.startswith(("parent of ", "in the chain of ")) for r in item.reasons), item
+        for reason in item.reasons:
+            assert ", kept: " in reason or reason.startswith(("parent of ", "in the chain of ")), item
+            if ", kept: within " in reason:
+                record = by_id[item.id]
+                assert record.created > now - timedelta(days=limits[record.type])
 
 
 @common
