@@ -53,7 +53,7 @@ def test_garbage_oversized_and_unfinished_requests_leave_other_clients_served(da
 
 
 def test_extra_clients_beyond_the_limit_are_told_busy(daemons: DaemonFactory) -> None:
-    daemons.start({"control": {"max_clients": 1, "request_timeout": "5s"}})
+    daemons.start({"control": {"max_clients": 1, "request_timeout": "60s"}})
     holder = raw_client(daemons.socket)
     try:
         wait_until(lambda: _busy_reply(daemons.socket), message="a busy reply while one client holds the slot")
