@@ -205,7 +205,7 @@ def run(options: argparse.Namespace) -> int:
         raise UnavailableError(f"the backup directory {settings.paths.backup_root} ({flag}) does not exist"
                                if not settings.paths.backup_root.exists() else
                                f"{settings.paths.backup_root} ({flag}) is not a directory")
-    catalog = Catalog(settings.paths.backup_root)
+    catalog = Catalog.from_settings(settings)
     if options.list:
         return list_backups(catalog, options.json)
     if options.id and options.at:
