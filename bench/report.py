@@ -86,6 +86,28 @@ def peak_rss(results: dict[str, Any]) -> dict[str, Any]:
     return best
 
 
+def memory_growth(results: dict[str, Any]) -> list[str]:
+    """Operations whose peak (process tree) grows with the number of files, from mixed (20k files) to small (200k):
+    MB per 100k files and the file count at which the 200 MB target would be passed."""
+    files = {d: results.get("datasets", {}).get(d, {}).get("files") for d in DATASETS}
+    if not all(files.values()) or files["small"] == files["mixed"]:
+        return []
+    out = []
+    for task, label, _ in ROWS:
+        entries = [_task(results, d, task) for d in DATASETS]
+        if not task.startswith("maintd.") or not all(e and e.get("tree_peak_kb") for e in entries):
+            continue
+        peaks = [max(e["tree_peak_kb"]) / 1024 for e in entries]  # type: ignore[index]
+        slope = (peaks[1] - peaks[0]) / (files["small"] - files["mixed"]) * 100_000
+        if slope < 5:
+            continue
+        reach = files["small"] + (TARGET_RSS_MB - peaks[1]) / slope * 100_000
+        out.append(f"{label.strip('*')}: {peaks[0]:.0f} MB at {files['mixed']} files, {peaks[1]:.0f} MB at "
+                   f"{files['small']}: grows ~{slope:.0f} MB per 100k files, so it would pass {TARGET_RSS_MB:.0f} MB "
+                   f"near {reach / 1000:.0f}k files")
+    return out
+
+
 def rss_table(results: dict[str, Any]) -> list[str]:
     lines = ["| operation | " + " | ".join(f"{d}: maintd / gpg / tree (MB)" for d in DATASETS) + " |",
              "|---|" + "---|" * len(DATASETS)]
@@ -135,7 +157,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     out.append((f"peak memory < {TARGET_RSS_MB:.0f} MB (maintd's process tree: Python plus gpg, all operations)",
                 None if tree is None else tree[0] < TARGET_RSS_MB,
                 "n/a" if tree is None or own is None else
-                f"tree {tree[0]:.0f} MB at {tree[1]}; the maintd process alone {own[0]:.0f} MB at {own[1]}"))
+                f"tree {tree[0]:.0f} MB at {tree[1]}; the maintd process alone {own[0]:.0f} MB at {own[1]}"
+                + ("; but see the growth with the number of files under Peak memory" if memory_growth(results)
+                   else "")))
     return out
 
 
@@ -228,6 +252,10 @@ def render(results: dict[str, Any]) -> str:
             cells.append("n/a" if r is None else f"{r:.2f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "## Peak memory (max RSS)", ""] + rss_table(results)
+    growth = memory_growth(results)
+    if growth:
+        lines += ["", "Growing with the number of files (the target says: whatever the dataset size):", ""]
+        lines += [f"- {line}" for line in growth]
     lines += ["", "## How it was measured", ""] + [f"- {note}" for note in METHOD]
     notes = results.get("notes") or []
     if notes:

@@ -150,3 +150,12 @@ def test_report_states_which_targets_are_met() -> None:
     assert "(small): **NOT met** (6.2x)" in bad
     assert "restic's second run (small): **NOT met**" in bad
     assert "peak memory < 200 MB (maintd's process tree: Python plus gpg, all operations): **NOT met**" in bad
+
+
+def test_report_flags_memory_that_grows_with_the_number_of_files() -> None:
+    results = _results(maintd_full=5.5, nochange=3.0, tree_mb=120)
+    results["datasets"] = {"mixed": {"files": 20_000, "bytes": 10**9}, "small": {"files": 200_000, "bytes": 5 * 10**8}}
+    results["tasks"]["mixed"]["maintd.nochange"]["tree_peak_kb"] = [80 << 10]
+    growth = report.memory_growth(results)
+    assert len(growth) == 1 and "grows ~22 MB per 100k files" in growth[0] and "near 560k files" in growth[0]
+    assert "but see the growth with the number of files" in report.render(results)
