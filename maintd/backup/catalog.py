@@ -17,6 +17,8 @@ from typing import Any, Iterator
 
 import structlog
 
+from . import durable
+from .durable import fsync_dir
 from ..errors import BusyError, IntegrityError, NotFoundError, StorageError
 from ..model import BackupType
 from .ids import parse_id, stamp_of
@@ -107,28 +109,10 @@ def _suffix(compression: str) -> str:
     return {"zstd": "zst", "gzip": "gz"}.get(compression, compression)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: Path, data: bytes) -> None:
-    """``path.tmp`` -> write -> fsync -> rename -> fsync the directory."""
-    tmp = path.with_name(path.name + ".tmp")
+    """durable.write_atomic with our StorageError."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        fsync_dir(path.parent)
+        durable.write_atomic(path, data)
     except OSError as err:
         raise storage_error(err, path, path.name) from err
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, ContextManager, Protocol, Sequence
 
+from .durable import fsync_dir as _fsync_dir
 from ..errors import IntegrityError, StorageError
 from .catalog import crash_point
 from .extract import Meta, SafeTree, remove_leftover_temps, show
@@ -381,10 +382,4 @@ def _load_libc() -> Any:
 _LIBC = _load_libc()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from .durable import fsync_dir
 from ..errors import StorageError
 
 CHUNK = 1 << 20
@@ -70,14 +71,6 @@ def sha256_file(path: Path, *, check: Check = _noop) -> str:
     except OSError as err:
         raise StorageError(f"reading {path}: {err.strerror or err}") from err
     return digest.hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_tree(path: Path, trash: Path) -> None:

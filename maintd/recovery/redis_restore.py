@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..backup.durable import fsync_dir as _fsync_dir
 from ..errors import IntegrityError, UnavailableError
 
 ASIDE = "pre-restore"
@@ -138,12 +139,6 @@ def _chown(path: Path, owner: tuple[int, int, int]) -> None:
         os.chown(path, owner[0], owner[1])
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def require_layout(client_layout: RedisLayout | None, configured: RedisLayout | None, reason: str) -> RedisLayout:

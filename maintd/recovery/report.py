@@ -6,12 +6,12 @@ on success and on failure alike."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..backup.durable import write_atomic
 from ..errors import Cancelled, MaintdError
 
 FORMAT = 1
@@ -55,26 +55,8 @@ def write_report(directory: Path, name: str, data: dict[str, Any]) -> Path:
     """``directory/name`` holding ``data`` as JSON, atomically; OSError when it cannot be written."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o750)
     path = directory / name
-    tmp = directory / f".{name}.tmp"
     payload = (json.dumps({"format": FORMAT, **data}, indent=2, default=str, ensure_ascii=False) + "\n").encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-    try:
-        try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, payload, mode=0o640)
     return path
 
 
