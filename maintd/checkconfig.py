@@ -58,9 +58,14 @@ def secret_file_problems(settings: config.Settings) -> list[str]:
              "notify.webhook_url_file": settings.notify.webhook_url_file,
              "notify.healthchecks_url_file": settings.notify.healthchecks_url_file}
     named.update({f"backup.tiers.{t.name}.ssh_key_file": t.ssh_key_file for t in settings.backup.tiers})
+    return unreadable_files(named)
+
+
+def unreadable_files(named: Mapping[str, Any]) -> list[str]:
+    """`key: cannot read FILE: reason` for each named file that cannot be opened now."""
     problems = []
     for key, file in named.items():
-        if file is None:
+        if not file:
             continue
         try:
             with open(file, "rb"):
@@ -70,12 +75,36 @@ def secret_file_problems(settings: config.Settings) -> list[str]:
     return problems
 
 
+def raw_secret_problems(path: Path, known: list[str]) -> list[str]:
+    """When the file has other problems, still check the secret files it names (or the default passphrase
+    file), so that one pass lists everything."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+
+    def table(name: str) -> dict[str, Any]:
+        value = data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    backup, redis, notify = table("backup"), table("redis"), table("notify")
+    named: dict[str, Any] = {}
+    if not backup.get("recipients"):
+        named["backup.passphrase_file"] = backup.get("passphrase_file", str(config.Backup().passphrase_file))
+    named.update({"redis.password_file": redis.get("password_file"),
+                  "notify.webhook_url_file": notify.get("webhook_url_file"),
+                  "notify.healthchecks_url_file": notify.get("healthchecks_url_file")})
+    named = {k: v for k, v in named.items() if isinstance(v, str) and not any(f": {k}:" in p for p in known)}
+    return [f"{path}: {p}" for p in unreadable_files(named)]
+
+
 def load_checked(path: Path, specs: Mapping[str, JobSpec]) -> config.Settings:
     """config.load plus config_problems: ConfigError listing every problem found."""
     try:
         settings = config.load(path)
     except ConfigError as err:
-        extra = raw_schedule_problems(path, err.problems, specs)
+        extra = [*raw_schedule_problems(path, err.problems, specs), *raw_secret_problems(path, err.problems)]
         if extra:
             raise ConfigError(err.message, [*err.problems, *extra]) from err
         raise

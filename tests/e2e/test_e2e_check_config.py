@@ -70,3 +70,14 @@ def test_check_config_reports_unreadable_secrets_and_schedules_that_never_fire(t
     assert result.returncode == 78
     assert f"{path}: backup.passphrase_file: cannot read {tmp_path / 'nope.passphrase'}" in result.stderr
     assert f"{path}: jobs.health.schedule: '0 0 31 2 *' never fires" in result.stderr
+
+
+def test_an_unreadable_passphrase_file_is_listed_beside_other_problems(tmp_path) -> None:
+    from tests.support.configs import write_config
+    path = write_config(tmp_path, {"backup": {"passphrase_file": str(tmp_path / "nope.passphrase")},
+                                   "logging": {"level": "loud"}})
+    result = subprocess.run([sys.executable, "-m", "maintd", "check-config", "--config", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 78
+    assert f"{path}: logging.level:" in result.stderr
+    assert f"{path}: backup.passphrase_file: cannot read {tmp_path / 'nope.passphrase'}" in result.stderr
