@@ -281,13 +281,13 @@ def execute(env: RestoreEnv, prepared: Prepared, request: RestoreRequest) -> Res
         raise UsageError("restoring Redis in place needs the service stopped: use `recover data`, or give "
                          "--target DIR to write the snapshot file there")
     where = destinations(names, live, request.target)
-    in_place = {c: (request.target is not None or c == SYSTEM) and not builds_beside(where[c]) for c in prepared.plans}
+    in_place = {c: not swaps(request, c, where[c]) and not builds_beside(where[c]) for c in prepared.plans}
     rdb = (where[REDIS], int((manifest.redis or {}).get("rdb_size") or 0)) if prepared.redis else None
     spaces, by_dest = space.needed(prepared.plans, where, in_place, rdb)
     refused = space.refusals(spaces, env.min_free_bytes)
     if request.dry_run:
         report.notes += [f"space on {s.mount}: {s.text(env.min_free_bytes)}" for s in spaces.values()] + refused
-        report.previews = [preview(plan, where[c], swap=request.target is None and c != SYSTEM,
+        report.previews = [preview(plan, where[c], swap=swaps(request, c, where[c]),
                                    excludes=carried_patterns(env, manifest, c)) for c, plan in prepared.plans.items()]
         report.seconds = time.monotonic() - started
         return report
@@ -297,7 +297,7 @@ def execute(env: RestoreEnv, prepared: Prepared, request: RestoreRequest) -> Res
     try:
         _write_all(env, prepared, request, where, by_dest, report)
     except BaseException as err:
-        undo.remove()
+        undo.remove(_top_names(prepared, request, where))
         if isinstance(err, MaintdError) and report.trees and request.target is None:
             done = ", ".join(f"{t.component} (previous tree kept as {t.kept})" if t.kept else t.component
                              for t in report.trees)
@@ -308,6 +308,31 @@ def execute(env: RestoreEnv, prepared: Prepared, request: RestoreRequest) -> Res
     return report
 
 
+def swaps(request: RestoreRequest, component: str, dest: Path) -> bool:
+    """Whether ``component`` is restored by building it beside its live path and swapping it in: without
+    --target, except `system` and a live path that is a mount point (it cannot be renamed: written in place)."""
+    return request.target is None and component != SYSTEM and not os.path.ismount(dest)
+
+
+def _top_names(prepared: Prepared, request: RestoreRequest, where: dict[str, Path]) -> set[bytes]:
+    """The top-level names of --target this restore writes (what a failure removes from a target that was empty)."""
+    names: set[bytes] = set()
+    target = request.target
+    if target is None:
+        return names
+    dests = {c: where[c] for c in prepared.plans}
+    if prepared.redis:
+        dests[REDIS] = where[REDIS]
+    for component, dest in dests.items():
+        if dest != target:
+            names.add(os.fsencode(dest.relative_to(target).parts[0]))
+        elif component == REDIS:
+            names.add(b"dump.rdb")
+        else:
+            names.update(path.split(b"/", 1)[0] for path in prepared.plans[component].wanted())
+    return names
+
+
 def _write_all(env: RestoreEnv, prepared: Prepared, request: RestoreRequest, where: dict[str, Path],
                by_dest: dict[Path, space.Space], report: RestoreReport) -> None:
     ids = [m.id for m in prepared.chain]
@@ -316,18 +341,21 @@ def _write_all(env: RestoreEnv, prepared: Prepared, request: RestoreRequest, whe
         env.reporter.check_cancelled()
         opener = _archive_opener(env, prepared.chain, component)
         try:
-            if request.target is None and component != SYSTEM:
-                patterns = carried_patterns(env, prepared.manifest, component)
+            patterns = carried_patterns(env, prepared.manifest, component)
+            if swaps(request, component, dest):
                 tree = restore_by_swap(plan, ids, opener, dest, stamp=env.stamp, reporter=env.reporter,
                                        aside=request.aside, allow_symlinks_outside=env.allow_symlinks_outside,
                                        excludes=patterns)
             else:
-                tree = restore_into(plan, ids, opener, dest, delete=request.delete and component != SYSTEM,
+                live_mount = request.target is None and component != SYSTEM  # a live mount point: like a swap
+                delete = (request.delete or live_mount) and component != SYSTEM
+                tree = restore_into(plan, ids, opener, dest, delete=delete,
                                     reporter=env.reporter, stamp=env.stamp,
-                                    allow_symlinks_outside=env.allow_symlinks_outside)
+                                    allow_symlinks_outside=env.allow_symlinks_outside,
+                                    keep=patterns if live_mount else ())
         except OSError as err:
             error = space.write_error(err, dest, by_dest.get(dest))
-            if request.target is None and component != SYSTEM:
+            if swaps(request, component, dest):
                 error.message += f"; the live tree {dest} is untouched"
             elif os.path.lexists(dest) and not builds_beside(dest):
                 error.message += f"; {dest} was written in place: the files restored so far stay, the rest is as it was"

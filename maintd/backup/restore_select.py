@@ -88,12 +88,15 @@ def select_backup(candidates: Sequence[Candidate], *, backup: str | None = None,
         notes.append(f"no complete backup is usable: using the partial backup {chosen.id} (outcome "
                      f"{chosen.outcome})")
     else:
+        if not pool:
+            raise NotFoundError("no usable backup: none was committed")
+        # Backups exist but none can be restored (damaged, failed verify, no Redis snapshot): a data error (65).
         bad = {m: r for m, r in damaged.items() if any(m in c.members for c in pool)}
         if bad:
             raise IntegrityError("no restorable backup: " + "; ".join(f"{m}: {r}" for m, r in bad.items()))
         failed = [c.id for c in pool if c.verified is False]
-        raise NotFoundError("no usable backup" + (" with a Redis snapshot" if need_redis else "")
-                            + (f" (last verify failed: {', '.join(failed)})" if failed else ""))
+        raise IntegrityError("no restorable backup" + (" with a Redis snapshot" if need_redis else "")
+                             + (f" (last verify failed: {', '.join(failed)})" if failed else ""))
     newer = [c for c in pool if (c.created, c.id) > (chosen.created, chosen.id)]
     warnings = _passed_over(newer, problems, chosen, damaged, notes)
     return Selection(chosen, tuple(notes), tuple(warnings))

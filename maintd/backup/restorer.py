@@ -15,12 +15,12 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, ContextManager, Protocol, Sequence
+from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Protocol, Sequence
 
 from .durable import fsync_dir as _fsync_dir
 from ..errors import IntegrityError, StorageError
 from .catalog import crash_point
-from .extract import Meta, SafeTree, remove_leftover_temps, show
+from .extract import _TMP_PREFIX, Meta, SafeTree, remove_leftover_temps, show
 from .restore_carry import carry_over, would_carry
 from .restore_plan import ComponentPlan, Present, Want, diff, dirs_deepest_first, removals, side_names
 from .tar_reader import TarReader
@@ -256,10 +256,12 @@ def restore_by_swap(plan: ComponentPlan, chain: list[str], open_archive: OpenArc
 
 
 def restore_into(plan: ComponentPlan, chain: list[str], open_archive: OpenArchive, dest: Path, *, delete: bool,
-                 reporter: Reporter, stamp: str, allow_symlinks_outside: bool = False) -> TreeResult:
+                 reporter: Reporter, stamp: str, allow_symlinks_outside: bool = False,
+                 keep: Sequence[str] = ()) -> TreeResult:
     """Write the tree into ``dest``. A missing or empty ``dest`` is built beside it and renamed into place (a
-    partial tree never sits under its name); otherwise every file goes through a temporary name renamed into
-    place, and with ``delete`` entries the backup does not have are removed first."""
+    partial tree never sits under its name); otherwise (and always for a mount point, which cannot be renamed)
+    every file goes through a temporary name renamed into place, and with ``delete`` entries the backup does not
+    have are removed first, except those ``keep`` (exclude patterns) matches."""
     if builds_beside(dest):
         return restore_by_swap(plan, chain, open_archive, dest, stamp=stamp, reporter=reporter,
                                allow_symlinks_outside=allow_symlinks_outside)
@@ -268,7 +270,12 @@ def restore_into(plan: ComponentPlan, chain: list[str], open_archive: OpenArchiv
     except OSError as err:
         raise StorageError(f"cannot create restore target {dest}: {err.strerror}") from err
     remove_leftover_temps(dest)
-    remove = removals(plan.wanted(), scan_present(dest)) if delete else []
+    remove: list[tuple[bytes, ...]] = []
+    if delete:
+        wanted, present = plan.wanted(), scan_present(dest)
+        for path in would_carry(present, wanted, keep) if keep else ():
+            del present[path]
+        remove = removals(wanted, present)
     result = TreeResult(plan.name, dest)
     with SafeTree(dest, atomic=True) as tree:
         write_tree(plan, chain, open_archive, tree, reporter, remove=remove,
@@ -277,13 +284,17 @@ def restore_into(plan: ComponentPlan, chain: list[str], open_archive: OpenArchiv
 
 
 def builds_beside(dest: Path) -> bool:
-    """Whether ``restore_into`` builds a whole new tree beside ``dest`` (missing or empty) and renames it in."""
+    """Whether ``restore_into`` builds a whole new tree beside ``dest`` (missing or empty) and renames it in.
+    Never for a mount point: it cannot be renamed, so it is written in place."""
+    if os.path.ismount(dest):
+        return False
     return not os.path.lexists(dest) or _empty_dir(dest)
 
 
 class FreshTarget:
     """A --target that did not exist or was empty: what the restore created there goes again when it fails, so
-    a failed restore never leaves a partial tree that looks like a restored one."""
+    a failed restore never leaves a partial tree that looks like a restored one. In a target that was empty only
+    the top-level names this restore writes go (``remove(names)``): what others wrote there meanwhile stays."""
 
     def __init__(self, target: Path | None) -> None:
         self.target = target
@@ -299,11 +310,17 @@ class FreshTarget:
         else:
             self.was_empty = target.is_dir() and not target.is_symlink() and not any(target.iterdir())
 
-    def remove(self) -> None:
+    def remove(self, names: Iterable[bytes] = ()) -> None:
+        """``names``: the top-level entries of the target this restore writes (its temporary files go too)."""
         if self.top is not None:
             shutil.rmtree(self.top, ignore_errors=True)
-        elif self.was_empty and self.target is not None:
+        elif self.was_empty and self.target is not None and os.path.isdir(self.target):
+            ours = set(names)
+            mine = _TMP_PREFIX + str(os.getpid()).encode() + b"."
             for child in self.target.iterdir():
+                name = os.fsencode(child.name)
+                if name not in ours and not name.startswith(mine):
+                    continue
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child, ignore_errors=True)
                 else:

@@ -205,3 +205,14 @@ def test_removals_cover_exactly_what_is_not_wanted(present_paths: list[list[byte
     tops = removals(wanted, present)
     covered = {path for path in present for top in tops if tuple(path.split(b"/"))[:len(top)] == top}
     assert covered == {path for path in present if path not in wanted}
+
+
+def test_no_restorable_backup_is_a_data_error_not_a_usage_error() -> None:
+    pool = _chain((0, "full", {"verified": False}), (4, "incremental", {}))
+    with pytest.raises(IntegrityError, match=r"no restorable backup \(last verify failed") as caught:
+        select_backup(pool)
+    assert caught.value.exit_code == 65
+    with pytest.raises(IntegrityError, match="no restorable backup with a Redis snapshot"):
+        select_backup([_c(0, "full", has_redis=False)], need_redis=True)
+    with pytest.raises(NotFoundError, match="none was committed"):
+        select_backup([])
