@@ -236,8 +236,8 @@ def _drill(ctx: JobContext, args: dict[str, Any], record: dict[str, Any], log: S
                  f"{human(objective)}")
     if not record["ok"]:  # the newest backup did not pass: the fallback restoring is no comfort
         line = f"drill FAILED: the newest backup is {record['error']}"
-        return JobResult(line, data={**record, "report": [line, *report.lines()]}, outcome=Outcome.FAILED)
-    return JobResult(line, data={**record, "report": [line, *report.lines()]})
+        return JobResult(line, data={**record, "report": report.lines()}, outcome=Outcome.FAILED)
+    return JobResult(line, data={**record, "report": report.lines()})  # the summary line is printed once, not here
 
 
 JOB = JobSpec(name="drill", run=run, locks=("target",), parse_args=parse_args,

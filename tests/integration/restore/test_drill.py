@@ -69,6 +69,8 @@ def test_drill_passes_on_a_good_backup_and_records_the_measured_rto(drill_rig: R
     assert last["keys"]["found"] == last["keys"]["expected"] == {"db0": 121}
     assert last["files"] == 21 and last["met"] is True and 0 < last["rto_s"] < last["objective_s"]
     assert "drill passed" in record.summary and "(objective 30 min): met" in record.summary
+    assert record.summary not in record.data["report"]  # maintctl prints the summary, then the report: once
+    assert record.data["report"][-1] == f"report: {record.data['report_file']}"
     assert _scratch_left(drill_rig) == []
     report = json.loads(Path(record.data["report_file"]).read_text())
     assert report["outcome"] == "succeeded" and report["keys"] == last["keys"] and report["rto_s"] == last["rto_s"]
