@@ -174,7 +174,8 @@ def backups_text(backups: Iterable[Mapping[str, Any]]) -> str:
     for b in backups:
         verified = b.get("verified")
         if isinstance(verified, Mapping):
-            verified = "ok" if verified.get("ok") else "FAILED"
+            damaged = verified.get("chain_damaged")
+            verified = f"chain damaged: {damaged}" if damaged else ("ok" if verified.get("ok") else "FAILED")
         rows.append([b.get("id"), b.get("type"), b.get("parent"), b.get("created"),
                      size(b.get("size")) if b.get("size") is not None else None, b.get("files"), b.get("outcome"),
                      verified])

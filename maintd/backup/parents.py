@@ -1,7 +1,8 @@
 """The parent of an incremental or differential backup: is it usable, and its index entries per component.
 
-A parent is unusable when its chain is incomplete, its last verify failed, an index object does not match its
-sha256, or (public-key mode) there is neither a local index copy nor a secret key. The job then takes a full.
+A parent is unusable when its chain is incomplete, its last verify failed, an object of its chain does not match
+its manifest (size and sha256: ``chain_damage``, run before every incremental and differential), or (public-key
+mode) there is neither a local index copy nor a secret key. The job then takes a full.
 """
 
 from __future__ import annotations
@@ -38,6 +39,24 @@ def problem(state: Any, catalog: Catalog, gpg: Gpg, parent: Manifest, specs: lis
                 reader.check_object(catalog, parent.id, parent.index_name(spec.name), parent)
             except (IntegrityError, MaintdError) as err:
                 return err.message
+    return None
+
+
+def chain_damage(catalog: Catalog, parent: Manifest) -> tuple[str, str] | None:
+    """(backup id, problem) for the first object in ``parent``'s chain (oldest first) whose size or sha256 differs
+    from its manifest (or that is missing or unreadable); None when every object matches. No decryption: it reads
+    every object of the chain once (the cost of a sha256 over the chain's stored bytes). An incomplete chain is
+    ``problem``'s to report: None here."""
+    try:
+        chain = catalog.chain(parent.id)
+    except MaintdError:
+        return None
+    for member in chain:
+        for name in sorted(member.objects):
+            try:
+                reader.check_object(catalog, member.id, name, member)
+            except MaintdError as err:
+                return member.id, err.message
     return None
 
 

@@ -24,6 +24,7 @@ from ..backup import keycheck, parents, rdb, reader, scan, tiers
 from ..backup.catalog import Catalog, Manifest, crash_point
 from ..backup.ids import new_id
 from ..backup.plan import ManifestInput, Plan
+from ..backup.verification import VerifyReport
 from ..backup.writer import ComponentResult, ComponentSpec, Options, ParentUnusable, Tracker, write_component
 from ..edges.gpg import PUBLIC_KEY, Gpg, GpgKeyError
 from ..errors import Cancelled, ConfigError, GpgError, MaintdError, StorageError, UnavailableError, UsageError
@@ -113,9 +114,11 @@ def _key_opens_store(gpg: Gpg, catalog: Catalog, manifests: list[Manifest], sett
     try:
         note = keycheck.probe_newest(catalog, gpg, manifests)
     except GpgKeyError as err:
+        # gpg's own stderr lines only repeat the message in gpg's words: debug log, not the operator's screen
+        log.debug("backup.key_refused_stderr", stderr=err.detail)
         if not settings.backup.allow_new_key:
             raise GpgError(f"{err.message} If the key was changed on purpose, set backup.allow_new_key = true for "
-                           "the next full backup (older backups still need the old key).", detail=err.detail) from err
+                           "the next full backup (older backups still need the old key).") from err
         warnings.append(f"{err.message} (backup.allow_new_key: continuing with the new key)")
         return
     if note:
@@ -142,11 +145,28 @@ def _plan(ctx: JobContext, catalog: Catalog, gpg: Gpg, manifests: list[Manifest]
     plan = planning.plan_backup(manifests, requested)
     if plan.parent is None:
         return plan
-    problem = parents.problem(ctx.state, catalog, gpg, plan.parent, specs, missing)
+    problem = _chain_checksums(ctx, catalog, plan.parent)
+    if problem is None:
+        problem = parents.problem(ctx.state, catalog, gpg, plan.parent, specs, missing)
     if problem is None:
         return plan
     ctx.log.warning("backup.parent_unusable", backup_id=plan.parent.id, reason=problem)
     return planning.plan_backup(manifests, requested, unusable={plan.parent.id: problem})
+
+
+def _chain_checksums(ctx: JobContext, catalog: Catalog, parent: Manifest) -> str | None:
+    """Size and sha256 of every object of the parent's chain against its manifest (no decryption). A mismatch is
+    recorded as that backup's verify failure (kv ``verify.<id>``, level ``checksum``), as verify would record it,
+    and makes the parent unusable."""
+    ctx.progress(phase="parent-check")
+    damage = parents.chain_damage(catalog, parent)
+    if damage is None:
+        return None
+    damaged_id, message = damage
+    report = VerifyReport(damaged_id, "checksum", [message])
+    ctx.state.put(f"verify.{damaged_id}", report.as_state(ctx.now().astimezone(timezone.utc).isoformat()))
+    ctx.log.warning("backup.chain_damaged", backup_id=damaged_id, parent=parent.id, problem=message)
+    return message if damaged_id == parent.id else f"its chain member {damaged_id} is damaged: {message}"
 
 
 def _totals(plan: Plan, manifests: list[Manifest], specs: list[ComponentSpec],

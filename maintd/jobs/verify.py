@@ -195,8 +195,10 @@ def _check_key(ctx: JobContext, catalog: Catalog, gpg: Gpg) -> str | None:
     try:
         return keycheck.probe_newest(catalog, gpg, catalog.list())
     except GpgKeyError as err:
+        # gpg's own stderr lines only repeat the message in gpg's words: debug log, not the operator's screen
+        ctx.log.debug("verify.key_refused_stderr", stderr=err.detail)
         raise GpgError(f"{err.message} Nothing was verified or recorded: check backup.passphrase_file (or the "
-                       "secret key) and run verify again.", detail=err.detail) from err
+                       "secret key) and run verify again.") from err
 
 
 JOB = JobSpec(name="verify", run=run, description="Decrypt and check backups (args: backup, all, sample)",

@@ -114,8 +114,12 @@ def test_verify_with_a_wrong_passphrase_fails_at_the_key_check_and_records_nothi
     newest = env.backup("incremental").data["id"]
     assert env.settings.backup.passphrase_file is not None
     env.settings.backup.passphrase_file.write_text("correct horse battery stapel\n")
-    with pytest.raises(GpgError, match=f"the configured key does not open the newest backup {newest}"):
+    with pytest.raises(GpgError, match=f"the configured key does not open the newest backup {newest}") as refused:
         run_job(env, "verify", {"all": "true"})
+    assert "gpg:" not in str(refused.value) and refused.value.detail is None  # one clear message, no raw stderr
+    with pytest.raises(GpgError, match="does not open the newest backup") as refused_backup:
+        env.backup("incremental")
+    assert "gpg:" not in str(refused_backup.value) and refused_backup.value.detail is None
     with pytest.raises(GpgError, match="Nothing was verified or recorded"):
         run_job(env, "verify", {"backup": "latest"})
     assert list(env.state.items("verify.")) == []
