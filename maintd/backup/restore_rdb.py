@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,16 @@ from .streams import CHUNK
 
 def write_rdb(env: Any, manifest: Manifest, path: Path) -> int:
     """Decrypt the backup's RDB into ``path`` via a temporary name (fsync, rename). Returns the size. ``env``: a
-    RestoreEnv (its catalog and key)."""
+    RestoreEnv (its catalog and key). The file is 0600 (Redis runs as its own user: the operator chowns it), or
+    has the mode of the RDB it replaces."""
     tmp = path.with_name(f".{path.name}.restoring")
     try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o600
+    try:
         size = copy_rdb(env.catalog, env.gpg, manifest, tmp)
+        os.chmod(tmp, mode)
         os.rename(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -34,7 +41,7 @@ def copy_rdb(catalog: Catalog, gpg: Gpg, manifest: Manifest, dest: Path) -> int:
     digest = hashlib.sha256()
     size = 0
     with reader.open_object(catalog, gpg, manifest.id, manifest.redis_name(), manifest) as stream, \
-            open(dest, "xb") as out:
+            open(dest, "xb", opener=_owner_only) as out:
         while chunk := stream.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -46,3 +53,8 @@ def copy_rdb(catalog: Catalog, gpg: Gpg, manifest: Manifest, dest: Path) -> int:
     if expected.get("rdb_sha256") and digest.hexdigest() != expected["rdb_sha256"]:
         raise IntegrityError(f"backup {manifest.id}: RDB sha256 does not match the manifest")
     return size
+
+
+def _owner_only(path: str, flags: int) -> int:
+    """Created 0600: a Redis dataset is never world-readable."""
+    return os.open(path, flags, 0o600)
