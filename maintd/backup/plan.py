@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from ..model import BackupType
+from ..units import human_bytes as _size
 from .catalog import Manifest
 from .writer import ComponentResult, ComponentSpec
 
@@ -82,15 +83,6 @@ def space_problem(free: int, needed: int, min_free: int, source: str, root: str)
         return None
     return (f"not enough space under {root}: the backup needs about {_size(needed)} (estimate from {source}) and "
             f"backup.min_free_bytes asks {_size(min_free)} to stay free, but only {_size(free)} are free")
-
-
-def _size(value: int) -> str:
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024 or unit == "TiB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{value} B"
 
 
 def redis_summary(redis: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from typing import Mapping
 
 from ..errors import StorageError
 from .restore_plan import ComponentPlan
+from ..units import human_bytes
 
 
 @dataclass
@@ -37,14 +38,6 @@ class Space:
     def text(self, margin: int = 0) -> str:
         kept = f" plus {human_bytes(margin)} kept free (recovery.min_free_bytes)" if margin else ""
         return f"need about {human_bytes(self.need_bytes)}{kept}, {human_bytes(self.free_bytes)} free"
-
-
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"  # pragma: no cover - loop returns
 
 
 def existing_ancestor(path: Path) -> Path:

@@ -67,16 +67,19 @@ def command_argv(template: Sequence[str], unit: str) -> tuple[str, ...]:
     return tuple(part.replace("{unit}", unit) for part in template)
 
 
-class SystemdManager:
-    """systemctl through edges/process.py. A job that times out is a CommandError naming the unit."""
+class _ArgvManager:
+    """start/stop/restart shared by both backends: run the backend's argv for the action, log it."""
 
-    def __init__(self, *, timeout: float, cancel: threading.Event | None = None) -> None:
-        self.timeout = timeout
-        self.cancel = cancel
+    name = ""
+    timeout: float
+    cancel: threading.Event | None
+
+    def _argv(self, action: str, unit: str) -> tuple[str, ...]:
+        raise NotImplementedError
 
     def _act(self, action: str, unit: str) -> None:
-        process.run(systemctl_argv(action, unit), timeout=self.timeout, cancel=self.cancel)
-        log.info(_PAST[action], unit=unit, manager="systemd")
+        process.run(self._argv(action, unit), timeout=self.timeout, cancel=self.cancel)
+        log.info(_PAST[action], unit=unit, manager=self.name)
 
     def start(self, unit: str) -> None:
         self._act("start", unit)
@@ -86,6 +89,19 @@ class SystemdManager:
 
     def restart(self, unit: str) -> None:
         self._act("restart", unit)
+
+
+class SystemdManager(_ArgvManager):
+    """systemctl through edges/process.py. A job that times out is a CommandError naming the unit."""
+
+    name = "systemd"
+
+    def __init__(self, *, timeout: float, cancel: threading.Event | None = None) -> None:
+        self.timeout = timeout
+        self.cancel = cancel
+
+    def _argv(self, action: str, unit: str) -> tuple[str, ...]:
+        return systemctl_argv(action, unit)
 
     def is_active(self, unit: str) -> bool:
         done = process.run(systemctl_argv("is-active", unit), timeout=self.timeout, cancel=self.cancel,
@@ -100,26 +116,18 @@ class SystemdManager:
                            returncode=done.returncode, detail=process.stderr_tail(done.stderr))
 
 
-class CommandManager:
+class CommandManager(_ArgvManager):
     """services.command's argv templates. is_active: exit 0 means active, any other exit code inactive."""
+
+    name = "command"
 
     def __init__(self, settings: "Services", *, cancel: threading.Event | None = None) -> None:
         self.templates = settings.command
         self.timeout = settings.command.timeout
         self.cancel = cancel
 
-    def _act(self, action: str, unit: str) -> None:
-        process.run(command_argv(getattr(self.templates, action), unit), timeout=self.timeout, cancel=self.cancel)
-        log.info(_PAST[action], unit=unit, manager="command")
-
-    def start(self, unit: str) -> None:
-        self._act("start", unit)
-
-    def stop(self, unit: str) -> None:
-        self._act("stop", unit)
-
-    def restart(self, unit: str) -> None:
-        self._act("restart", unit)
+    def _argv(self, action: str, unit: str) -> tuple[str, ...]:
+        return command_argv(getattr(self.templates, action), unit)
 
     def is_active(self, unit: str) -> bool:
         done = process.run(command_argv(self.templates.is_active, unit), timeout=self.timeout, cancel=self.cancel,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import DiskProbe, HttpProbe
-from .result import FAILED, OK, human_age, human_bytes, human_ms
+from ..units import human_bytes
+from .result import FAILED, OK, human_age, human_ms
 
 _MISSING = object()
 

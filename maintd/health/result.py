@@ -42,14 +42,6 @@ def worst(statuses: list[str]) -> str:
     return OK
 
 
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"  # pragma: no cover - loop returns
-
-
 def human_age(seconds: float) -> str:
     """3s, 12m, 4.5h, 2.0d - enough precision to compare with an objective."""
     if seconds < 0:

@@ -16,6 +16,7 @@ from ..cleanup.plan import DIR, Deletion, needs_subtree, plan
 from ..config import CleanupRule
 from ..errors import UsageError
 from .base import JobContext, JobResult, JobSpec
+from ..units import human_bytes
 
 REPORT_LINES_PER_RULE = 100
 """Report lines listing removed entries per rule; the rest is counted ("... and 12 more")."""
@@ -32,15 +33,6 @@ def parse_args(args: Mapping[str, Any]) -> dict[str, Any]:
     if text not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
         raise UsageError(f"dry_run must be true or false, not {value!r}")
     return {"dry_run": text in ("1", "true", "yes", "on")}
-
-
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def describe(root: str, deletion: Deletion) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "maintd"
 
 LAYERS = [
-    ("pure", {"errors", "model", "protocol", "job_contract", "__version__", "__init__"}),
+    ("pure", {"errors", "model", "protocol", "job_contract", "units", "__version__", "__init__"}),
     ("config", {"config", "cron"}),
     ("edges", {"edges", "state", "logs"}),
     ("domain", {"backup", "health", "cleanup", "recovery"}),

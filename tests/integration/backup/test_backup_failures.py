@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from structlog.testing import capture_logs
 from maintd.errors import GpgError, StorageError, UnavailableError
 from tests.integration.backup.conftest import BackupEnv, run_job
 from tests.support.gpg_home import PASSPHRASE
+from tests.support.tmpfs import tmpfs
 
 
 def test_a_wrong_passphrase_fails_at_the_self_test_within_seconds(backup_env, tmp_path: Path) -> None:
@@ -97,11 +97,8 @@ def test_preflight_refuses_a_backup_that_cannot_fit(backup_env) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with tmpfs(tmp_path / "small", "3m") as mounted:
+        yield mounted
 
 
 def test_a_full_disk_fails_clearly_and_keeps_older_backups(backup_env, small_disk: Path) -> None:

@@ -5,7 +5,6 @@ only what this restore wrote there, never what others wrote meanwhile."""
 from __future__ import annotations
 
 import os
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,18 +16,14 @@ from maintd.backup.restore_plan import stamp
 from maintd.backup.restore_run import RestoreEnv, RestoreRequest, open_key, restore
 from maintd.errors import StorageError
 from tests.support.restore_rig import Rig, make_rig
+from tests.support.tmpfs import tmpfs
 from tests.support.trees import snapshot
 
 
 @pytest.fixture
 def mount(tmp_path: Path) -> Iterator[Path]:
-    point = tmp_path / "mnt"
-    point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(point)], check=True, timeout=30)
-    try:
-        yield point
-    finally:
-        subprocess.run(["umount", str(point)], check=True, timeout=30)
+    with tmpfs(tmp_path / "mnt", "8m") as mounted:
+        yield mounted
 
 
 @pytest.fixture

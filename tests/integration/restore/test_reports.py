@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from maintd.model import Outcome
 from tests.support.restore_rig import Rig

@@ -19,6 +19,7 @@ from maintd.backup.restore_run import RestoreEnv, RestoreRequest, open_key, rest
 from maintd.errors import StorageError
 from maintd.model import Outcome
 from tests.support.restore_rig import Rig, make_rig
+from tests.support.tmpfs import tmpfs
 from tests.support.trees import snapshot
 
 REPO = Path(__file__).resolve().parents[3]
@@ -26,13 +27,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], check=True, timeout=30)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True, timeout=30)
+    with tmpfs(tmp_path / "small", "3m") as mounted:
+        yield mounted
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 
 from maintd.errors import BusyError, Cancelled
 from maintd.runtime import locks
-from tests.support.waiting import wait_for
 
 HOLDER = """
 import sys, time
